@@ -1,0 +1,1 @@
+"""The `videozero` command line (typer + rich)."""

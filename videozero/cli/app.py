@@ -1,0 +1,42 @@
+"""Entry point of the `videozero` command: subcommands, and one-sentence errors for bad input."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from store import StoreError
+from videozero.cli import db
+from videozero.cli.common import err_console
+from videozero.errors import VideozeroError
+
+app = typer.Typer(
+    name="videozero",
+    help="Self-evolving video language models: mine evidence, write and verify questions, train the solver.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    """Run the CLI; user-facing errors print as one red sentence and exit with status 1."""
+    try:
+        app()
+    except (VideozeroError, StoreError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        err_console.print(f"[bold red]error:[/] the store rejected the request ({reason}).", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Options and helpers every `videozero` subcommand shares: where the store lives, how errors look."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from store import Store, default_url, open_store
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_WORKDIR = "videozero_work"
+
+
+def workdir_default() -> Path:
+    """The work directory: $VIDEOZERO_WORKDIR or ./videozero_work."""
+    return Path(os.environ.get("VIDEOZERO_WORKDIR", DEFAULT_WORKDIR))
+
+
+def resolve_db(db: str | None, workdir: Path | None = None) -> str:
+    """The store URL: --db, else $VIDEOZERO_DB, else a SQLite file in the work directory."""
+    return db or os.environ.get("VIDEOZERO_DB") or default_url(workdir or workdir_default())
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL of the store (default: $VIDEOZERO_DB, else sqlite:///<workdir>/store.db).",
+        show_default=False,
+    ),
+]
+
+
+def open_existing(db: str | None) -> Store:
+    """Open a store that must already exist (read commands never create an empty one)."""
+    return open_store(resolve_db(db), create=False)

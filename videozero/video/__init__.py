@@ -1,0 +1,1 @@
+"""Video input: decoding with true timestamps, synthetic clips with known events."""
