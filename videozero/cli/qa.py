@@ -1,0 +1,271 @@
+"""`videozero qa`: list, show, summarise and export the questions in the QA store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from store.queries import QuestionFilter, count_questions, list_questions, question_detail, question_stats
+from videozero.cli.common import DbOption, console, open_existing
+
+app = typer.Typer(help="Query and export the generated questions.", no_args_is_help=True)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Status(StrEnum):
+    candidate = "candidate"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class Split(StrEnum):
+    train = "train"
+    heldout = "heldout"
+
+
+RunOpt = Annotated[str | None, typer.Option("--run", help="Run name.")]
+RoundOpt = Annotated[int | None, typer.Option("--round", help="Round index (0 is the first round).")]
+FamilyOpt = Annotated[str | None, typer.Option("--family", help="Question family, e.g. grounding.")]
+StatusOpt = Annotated[Status | None, typer.Option("--status", help="candidate, accepted or rejected.")]
+SplitOpt = Annotated[Split | None, typer.Option("--split", help="train or heldout questions.")]
+LevelMinOpt = Annotated[int | None, typer.Option("--level-min", help="Lowest difficulty level.")]
+LevelMaxOpt = Annotated[int | None, typer.Option("--level-max", help="Highest difficulty level.")]
+VideoOpt = Annotated[str | None, typer.Option("--video", help="Video path contains this (literal).")]
+TextOpt = Annotated[str | None, typer.Option("--search", "-s", help="Question text contains this (literal).")]
+
+
+def _filter(
+    run: str | None,
+    round_: int | None,
+    family: str | None,
+    status: Status | None,
+    split: Split | None,
+    level_min: int | None = None,
+    level_max: int | None = None,
+    video: str | None = None,
+    text: str | None = None,
+) -> QuestionFilter:
+    return QuestionFilter(
+        run=run,
+        round=round_,
+        family=family,
+        status=status.value if status else None,
+        split=split.value if split else None,
+        level_min=level_min,
+        level_max=level_max,
+        video=video,
+        text=text,
+    )
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _flat(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+@app.command("list")
+def list_(
+    db: DbOption = None,
+    run: RunOpt = None,
+    round_: RoundOpt = None,
+    family: FamilyOpt = None,
+    status: StatusOpt = None,
+    split: SplitOpt = None,
+    level_min: LevelMinOpt = None,
+    level_max: LevelMaxOpt = None,
+    video: VideoOpt = None,
+    search: TextOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many rows (0: all).")] = 50,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, json or csv.")] = OutputFormat.table,
+) -> None:
+    """List questions, newest first, filtered by run, round, family, status, difficulty, video or text."""
+    flt = _filter(run, round_, family, status, split, level_min, level_max, video, search)
+    store = open_existing(db)
+    with store.session() as session:
+        rows = list_questions(session, flt, limit=limit or None)
+        total = count_questions(session, flt) if fmt is OutputFormat.table else len(rows)
+    store.dispose()
+    if fmt is OutputFormat.json:
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    if fmt is OutputFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
+        writer.writeheader()
+        writer.writerows({k: _flat(v) for k, v in row.items()} for row in rows)
+        return
+    table = Table(title=f"{len(rows)} of {total} questions", title_justify="left")
+    for col in ("id", "run", "round", "family", "level", "writer", "status", "reason", "c", "r_dep", "video"):
+        table.add_column(
+            col, no_wrap=True, justify="right" if col in ("id", "round", "level", "c") else "left"
+        )
+    table.add_column("question", overflow="fold", max_width=60)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["run"],
+            _fmt(row["round"]),
+            row["family"],
+            str(row["level"]),
+            row["writer"],
+            row["status"],
+            _fmt(row["reject_reason"]),
+            _fmt(row["agreement"]),
+            _fmt(row["r_dep"]),
+            Path(row["video"]).name,
+            row["text"],
+            style="dim" if row["status"] == "rejected" else None,
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    question_id: Annotated[int, typer.Argument(help="Question id (from `videozero qa list`).")],
+    db: DbOption = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
+) -> None:
+    """Show one question: text, options, answer, evidence, reward parts, verdict and its attempts."""
+    store = open_existing(db)
+    with store.session() as session:
+        q = question_detail(session, question_id)
+    store.dispose()
+    if fmt is not OutputFormat.table:
+        json.dump(q, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(overflow="fold")
+    verdict = q["status"] + (f" ({q['reject_reason']})" if q["reject_reason"] else "")
+    if q["dedup_of"]:
+        verdict += f", duplicate of question {q['dedup_of']}"
+    spans = ", ".join(f"[{s:.2f}, {e:.2f}] s" for s, e in q["evidence"] or []) or "-"
+    consensus = q["consensus_evidence"] or []
+    for label, value in (
+        ("question", f"{q['id']}  ({q['run']}, round {_fmt(q['round'])}, {q['split']})"),
+        ("family", f"{q['family']}  level {q['level']}  written by {q['writer']}"),
+        ("video", q["video"]),
+        ("text", q["text"]),
+        (
+            "options",
+            "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(q["options"])) if q["options"] else "-",
+        ),
+        ("answer", q["answer"]),
+        ("evidence", spans),
+        (
+            "consensus",
+            f"{_fmt(q['consensus_answer'])}  "
+            + (", ".join(f"[{s:.2f}, {e:.2f}] s" for s, e in consensus) if consensus else ""),
+        ),
+        ("verdict", verdict),
+        (
+            "rewards",
+            f"agreement {_fmt(q['agreement'])}  r_learn {_fmt(q['r_learn'])}  "
+            f"r_dep {_fmt(q['r_dep'])}  r_evid {_fmt(q['r_evid'])}",
+        ),
+    ):
+        head.add_row(label, value)
+    console.print(head)
+    if q["attempt_summary"]:
+        table = Table(title="attempts by checkpoint and mode", title_justify="left")
+        for col in ("checkpoint", "mode", "n", "format", "accuracy", "mean IoU", "mean reward"):
+            table.add_column(col, justify="left" if col in ("checkpoint", "mode") else "right")
+        for a in q["attempt_summary"]:
+            table.add_row(
+                f"{a['checkpoint_id']} ({a['stage']})",
+                a["mode"],
+                str(a["n"]),
+                _fmt(a["format_rate"]),
+                _fmt(a["accuracy"]),
+                _fmt(a["mean_iou"]),
+                _fmt(a["mean_reward"]),
+            )
+        console.print(table)
+        for sample in q["sample_outputs"][:5]:
+            console.print(
+                f"[dim]{sample['mode']} sample 0:[/] {sample['raw_output'][:300]!r}", highlight=False
+            )
+    else:
+        console.print("[dim]no attempts recorded[/]")
+
+
+@app.command()
+def stats(
+    db: DbOption = None,
+    run: RunOpt = None,
+    round_: RoundOpt = None,
+    family: FamilyOpt = None,
+    split: SplitOpt = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, json or csv.")] = OutputFormat.table,
+) -> None:
+    """Per run, round and family: generated, accepted, rejection reasons, solver accuracy by mode."""
+    flt = _filter(run, round_, family, None, split)
+    store = open_existing(db)
+    with store.session() as session:
+        rows = question_stats(session, flt)
+    store.dispose()
+    records = [
+        {
+            "run": r.run,
+            "round": r.round,
+            "family": r.family,
+            "generated": r.generated,
+            "accepted": r.accepted,
+            "rejected": r.rejected,
+            "acceptance": round(r.acceptance, 4),
+            "reject_reasons": r.reject_reasons,
+            "accuracy_by_mode": r.accuracy_by_mode,
+            "attempts_by_mode": r.attempts_by_mode,
+        }
+        for r in rows
+    ]
+    if fmt is OutputFormat.json:
+        json.dump(records, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    if fmt is OutputFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(records[0]) if records else ["run"])
+        writer.writeheader()
+        writer.writerows({k: _flat(v) for k, v in rec.items()} for rec in records)
+        return
+    modes = sorted({m for r in rows for m in r.accuracy_by_mode})
+    table = Table(title="questions per run, round and family", title_justify="left")
+    for col in ("run", "round", "family", "generated", "accepted", "rate", "rejection reasons"):
+        table.add_column(
+            col, justify="right" if col in ("round", "generated", "accepted", "rate") else "left"
+        )
+    for mode in modes:
+        table.add_column(f"acc {mode}", justify="right")
+    for r in rows:
+        reasons = ", ".join(f"{k} {v}" for k, v in r.reject_reasons.items()) or "-"
+        table.add_row(
+            r.run,
+            _fmt(r.round),
+            r.family,
+            str(r.generated),
+            str(r.accepted),
+            f"{r.acceptance:.0%}",
+            reasons,
+            *[_fmt(r.accuracy_by_mode.get(m)) for m in modes],
+        )
+    console.print(table if rows else "[dim]no questions match[/]")
