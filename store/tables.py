@@ -164,7 +164,7 @@ class Question(Base):
     __tablename__ = "questions"
     __table_args__ = (
         Index("ix_questions_run_round_family_status", "run_id", "round_id", "family", "status"),
-        Index("ix_questions_run_status_level", "run_id", "status", "level"),
+        Index("ix_questions_run_status_id", "run_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

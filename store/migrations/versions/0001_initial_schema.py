@@ -170,7 +170,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_questions_run_round_family_status", ["run_id", "round_id", "family", "status"], unique=False
         )
-        batch_op.create_index("ix_questions_run_status_level", ["run_id", "status", "level"], unique=False)
+        batch_op.create_index("ix_questions_run_status_id", ["run_id", "status", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_questions_video_id"), ["video_id"], unique=False)
 
     op.create_table(
@@ -251,7 +251,7 @@ def downgrade() -> None:
     op.drop_table("attempts")
     with op.batch_alter_table("questions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_questions_video_id"))
-        batch_op.drop_index("ix_questions_run_status_level")
+        batch_op.drop_index("ix_questions_run_status_id")
         batch_op.drop_index("ix_questions_run_round_family_status")
 
     op.drop_table("questions")
