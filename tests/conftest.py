@@ -40,6 +40,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
     if PG_URL is None:
+        if os.environ.get("VIDEOZERO_REQUIRE_PG"):
+            pytest.fail(
+                "VIDEOZERO_REQUIRE_PG is set but VIDEOZERO_TEST_PG_URL is not: PostgreSQL tests cannot run"
+            )
         pytest.skip('VIDEOZERO_TEST_PG_URL is not set: start a server with `eval "$(bash .ci/postgres.sh)"`')
     yield from _fresh_pg_database()
 

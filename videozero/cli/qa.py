@@ -140,7 +140,7 @@ def list_(
 
 @app.command()
 def show(
-    question_id: Annotated[int, typer.Argument(help="Question id (from `videozero qa list`).")],
+    question_id: Annotated[int, typer.Argument(metavar="ID", help="Question id (from `videozero qa list`).")],
     db: DbOption = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
 ) -> None:
@@ -269,3 +269,52 @@ def stats(
             *[_fmt(r.accuracy_by_mode.get(m)) for m in modes],
         )
     console.print(table if rows else "[dim]no questions match[/]")
+
+
+class Shape(StrEnum):
+    openrlhf = "openrlhf"
+    verl = "verl"
+    easyr1 = "easyr1"
+    trl = "trl"
+
+
+class LabelMode(StrEnum):
+    auto = "auto"
+    constructed = "constructed"
+    consensus = "consensus"
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .jsonl or .parquet.")],
+    shape: Annotated[
+        Shape, typer.Option("--shape", help="Row shape: openrlhf, verl, easyr1 or trl.")
+    ] = Shape.openrlhf,
+    label_mode: Annotated[
+        LabelMode,
+        typer.Option(
+            "--label",
+            help="auto (constructed for templates, consensus for model-written), constructed, consensus.",
+        ),
+    ] = LabelMode.auto,
+    db: DbOption = None,
+    run: RunOpt = None,
+    round_: RoundOpt = None,
+    family: FamilyOpt = None,
+    status: StatusOpt = Status.accepted,
+    split: SplitOpt = Split.train,
+    level_min: LevelMinOpt = None,
+    level_max: LevelMaxOpt = None,
+    video: VideoOpt = None,
+    search: TextOpt = None,
+) -> None:
+    """Export questions (accepted training questions by default) as JSONL or Parquet for other trainers."""
+    from videozero.export import write_export
+
+    flt = _filter(run, round_, family, status, split, level_min, level_max, video, search)
+    store = open_existing(db)
+    with store.session() as session:
+        rows = list_questions(session, flt, limit=None)
+    store.dispose()
+    n = write_export(reversed(rows), out, shape.value, label_mode.value)
+    console.print(f"wrote {n} questions in the {shape.value} shape to {out}")
