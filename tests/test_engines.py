@@ -1,0 +1,182 @@
+"""Generation engines: the transformers engine on tiny-qwen, and vLLM request construction on CPU."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from tests.model_builds import noise_frames, tiny_qwen_dir
+from videozero.answer_format import render_answer
+from videozero.models.engines.base import SamplingParams
+from videozero.models.engines.transformers_engine import TransformersEngine
+from videozero.models.engines.vllm_engine import (
+    samples_from_output,
+    video_metadata,
+    vllm_request,
+    vllm_sampling_kwargs,
+)
+from videozero.models.loader import load_model, load_model_info
+from videozero.models.prompt import Request, TokenRegion, VideoInput, build_batch, token_logprobs
+from videozero.models.qwen_video import patch_times
+
+
+def _requests() -> list[Request]:
+    frames = noise_frames(6, (112, 140))
+    video = VideoInput(frames, np.array([0.0, 0.5, 1.0, 2.5, 2.75, 4.0]))
+    return [
+        Request("What is shown?", video),
+        Request("Blind question, a longer one to vary the padding?"),
+        Request(
+            "Which frame?",
+            video.drop(np.array([0, 1, 0, 0, 1, 0], bool)),
+            images=(("query frame", frames[2]),),
+        ),
+        Request("Masked.", video.blank(np.array([1, 1, 0, 0, 0, 0], bool)), system="Answer briefly."),
+    ]
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+def test_greedy_output_does_not_depend_on_batching(family: str) -> None:
+    lm = load_model(tiny_qwen_dir(family))
+    params = SamplingParams(temperature=0, max_new_tokens=8)
+    one = TransformersEngine(lm, batch_size=1).generate(_requests(), params)
+    four = TransformersEngine(lm, batch_size=4).generate(_requests(), params)
+    assert [s[0].token_ids for s in one] == [s[0].token_ids for s in four]
+
+
+def test_sampled_logprobs_equal_the_training_logprobs() -> None:
+    lm = load_model(tiny_qwen_dir("qwen3_vl"))
+    requests = _requests()
+    out = TransformersEngine(lm, batch_size=3).generate(
+        requests, SamplingParams(n=3, max_new_tokens=8, logprobs=True, seed=1)
+    )
+    pairs = [(r, s) for r, samples in zip(requests, out, strict=True) for s in samples]
+    assert all(len(s.logprobs) == len(s.token_ids) for _, s in pairs)
+    batch = build_batch(lm, [r for r, _ in pairs], [s.token_ids for _, s in pairs])
+    lp = token_logprobs(lm.model, batch)
+    assert lp.requires_grad
+    for row, (_, sample) in enumerate(pairs):
+        got = lp[row][batch.completion_mask[row]]
+        assert torch.allclose(got, torch.tensor(sample.logprobs), atol=1e-4)
+
+
+def test_completion_mask_and_regions_mark_evidence_and_answer() -> None:
+    lm = load_model(tiny_qwen_dir("qwen3_vl"))
+    target = render_answer([(1.0, 2.5)], "B", think="red")
+    batch = build_batch(lm, _requests()[:2], [target, target])
+    tok = lm.tokenizer
+    for row in range(2):
+        ids, regions = batch.input_ids[row], batch.regions[row]
+        assert int(batch.completion_mask[row].sum()) == len(tok(target)["input_ids"]) + 1  # + end of turn
+        evidence = tok.decode(ids[regions == TokenRegion.EVIDENCE])
+        answer = tok.decode(ids[regions == TokenRegion.ANSWER])
+        # a token that straddles two blocks (a merged "><" token) counts for the later one
+        assert "evidence>[1.0, 2.5]</evidence" in evidence and "[" not in answer
+        assert "answer>B</answer" in answer
+        assert "red" in tok.decode(ids[regions == TokenRegion.THINK])
+        assert all(int(r) != TokenRegion.PROMPT for r in regions[batch.completion_mask[row]])
+    # left padding: completions end every row
+    assert bool(batch.completion_mask[:, -1].all())
+
+
+def test_n_samples_and_finish_reasons() -> None:
+    lm = load_model(tiny_qwen_dir("qwen2_5_vl"))
+    out = TransformersEngine(lm, batch_size=8).generate(
+        _requests()[:2], SamplingParams(n=5, max_new_tokens=4)
+    )
+    assert [len(o) for o in out] == [5, 5]
+    assert all(s.finish_reason in ("stop", "length") and s.logprobs is None for o in out for s in o)
+
+
+# -- vLLM: request construction (runs without vLLM) -------------------------------------------------------
+def test_vllm_qwen3_request_carries_true_times() -> None:
+    lm = load_model_info(tiny_qwen_dir("qwen3_vl"))
+    request = _requests()[0]
+    built = vllm_request(lm, request)
+    assert built["prompt"].count("<|vision_start|><|video_pad|><|vision_end|>") == 1
+    assert "<|video_pad|><|video_pad|>" not in built["prompt"]
+    frames, meta = built["multi_modal_data"]["video"]
+    assert frames.dtype == np.uint8 and frames.shape == (
+        6,
+        128,
+        128,
+        3,
+    )  # resized as the transformers path does
+    stamps = np.array(meta["frames_indices"]) / meta["fps"]
+    assert np.allclose(stamps, request.video.timestamps)
+    # what vLLM's Qwen3-VL processor derives from them (mean time per temporal patch) equals our prompt times
+    derived = [(stamps[i] + stamps[i + 1]) / 2 for i in range(0, len(stamps), 2)]
+    assert np.allclose(derived, patch_times(request.video.timestamps, 2))
+    assert built["mm_processor_kwargs"] == {"do_resize": False, "do_sample_frames": False}
+    assert meta["total_num_frames"] > max(meta["frames_indices"])
+
+
+def test_vllm_qwen25_request_sets_fps_from_true_spacing() -> None:
+    lm = load_model_info(tiny_qwen_dir("qwen2_5_vl"))
+    request = _requests()[2]
+    built = vllm_request(lm, request)
+    assert built["prompt"].startswith(
+        "<|im_start|>user\nquery frame: <|vision_start|><|image_pad|><|vision_end|>"
+    )
+    assert "Video frames at 0.5, 3.2 seconds" in built["prompt"]
+    assert built["mm_processor_kwargs"]["fps"] == pytest.approx(2 / (3.25 - 0.5))
+    assert isinstance(built["multi_modal_data"]["video"], np.ndarray)
+    assert len(built["multi_modal_data"]["image"]) == 1
+    blind = vllm_request(lm, _requests()[1])
+    assert "multi_modal_data" not in blind
+
+
+def test_vllm_sampling_and_outputs() -> None:
+    kw = vllm_sampling_kwargs(
+        SamplingParams(n=4, temperature=0, top_p=0.9, max_new_tokens=16, logprobs=True, seed=3), 2
+    )
+    assert kw == {
+        "n": 4,
+        "temperature": 0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "max_tokens": 16,
+        "stop_token_ids": [2],
+        "skip_special_tokens": True,
+        "seed": 3,
+        "logprobs": 0,
+    }
+    step = lambda token, lp: {token: SimpleNamespace(logprob=lp)}  # noqa: E731
+    output = SimpleNamespace(
+        outputs=[
+            SimpleNamespace(
+                text="<answer>A</answer>",
+                token_ids=[5, 6],
+                logprobs=[step(5, -0.5), step(6, -1.0)],
+                finish_reason="stop",
+            ),
+            SimpleNamespace(text="x", token_ids=[7], logprobs=None, finish_reason="length"),
+        ]
+    )
+    a, b = samples_from_output(output, eos_token_id=2)
+    assert a.token_ids == [5, 6, 2] and a.logprobs == [-0.5, -1.0] and a.finish_reason == "stop"
+    assert b.token_ids == [7] and b.logprobs is None and b.finish_reason == "length"
+    assert video_metadata(np.array([0.0, 0.333, 1.0]))["frames_indices"] == [0, 333, 1000]
+
+
+@pytest.mark.gpu
+def test_vllm_matches_transformers_greedy() -> None:
+    pytest.importorskip("vllm")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from videozero.models.engines.vllm_engine import VLLMEngine
+
+    path = tiny_qwen_dir("qwen3_vl")
+    params = SamplingParams(temperature=0, max_new_tokens=8)
+    requests = _requests()
+    ours = TransformersEngine(load_model(path, dtype="float32", device="cuda"), batch_size=4).generate(
+        requests, params
+    )
+    theirs = VLLMEngine(path, dtype="float32", max_model_len=2048, enforce_eager=True).generate(
+        requests, params
+    )
+    agree = sum(a[0].token_ids == b[0].token_ids for a, b in zip(ours, theirs, strict=True))
+    assert agree >= len(requests) - 1

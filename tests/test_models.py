@@ -1,0 +1,143 @@
+"""Local checkpoints build, save, reload through the one loading path, and generate from real and generated clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.model_builds import generated_clip, nano_dir, real_clip_path, tiny_qwen_dir
+from videozero.errors import VideozeroError
+from videozero.models.engines.base import SamplingParams
+from videozero.models.engines.transformers_engine import TransformersEngine
+from videozero.models.loader import load_model
+from videozero.models.prompt import Request, VideoInput, build_batch
+from videozero.models.qwen_video import patch_times
+from videozero.video.decode import SamplingConfig, decode_video
+
+SAMPLING = SamplingConfig(fps=1.0, max_frames=6, short_side=112)
+
+
+def _clips() -> list[VideoInput]:
+    path, _ = generated_clip()
+    return [
+        VideoInput.from_clip(decode_video(real_clip_path(), SAMPLING)),
+        VideoInput.from_clip(decode_video(path, SAMPLING)),
+    ]
+
+
+def _generate_from_clips(model_dir) -> None:
+    lm = load_model(model_dir, device="cpu")
+    clips = _clips()
+    requests = [Request("What happens in this video?", clip) for clip in clips]
+    out = TransformersEngine(lm, batch_size=2).generate(
+        requests, SamplingParams(n=2, max_new_tokens=6, seed=0)
+    )
+    assert [len(samples) for samples in out] == [2, 2]
+    for samples in out:
+        for sample in samples:
+            assert 1 <= len(sample.token_ids) <= 6 and isinstance(sample.text, str)
+    # what the model saw is the clips' true times
+    text = lm.tokenizer.decode(build_batch(lm, requests[1:]).input_ids[0])
+    times = patch_times(clips[1].timestamps, lm.vision.temporal_patch_size)
+    assert len(times) >= 3 and all(f"{t:.1f}" in text for t in times)
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
+def test_tiny_qwen_builds_reloads_and_generates(family: str) -> None:
+    path = tiny_qwen_dir(family)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json"):
+        assert (path / name).is_file()
+    lm = load_model(path)
+    assert lm.family == family and lm.model.config.model_type == family
+    assert sum(p.numel() for p in lm.model.parameters()) < 5_000_000
+    _generate_from_clips(path)
+
+
+def test_nano_builds_reloads_and_generates() -> None:
+    path = nano_dir()
+    lm = load_model(path)
+    assert lm.family == "nano" and type(lm.model).__name__ == "NanoForConditionalGeneration"
+    # the LM's output head stays tied to its input embeddings through save and reload
+    lm_head = lm.model.language_model.lm_head.weight
+    assert lm_head.data_ptr() == lm.model.get_input_embeddings().weight.data_ptr()
+    assert lm_head.shape[0] == len(lm.tokenizer)
+    _generate_from_clips(path)
+
+
+def test_nano_reload_is_exact_and_keeps_pretrained_language() -> None:
+    from videozero.models.nano.build import load_smollm2
+
+    lm = load_model(nano_dir())
+    smol = load_smollm2()
+    ids = lm.tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        ours = lm.model(input_ids=ids).logits[0, -1, : smol.config.vocab_size]
+        ref = smol(input_ids=ids).logits[0, -1]
+    assert torch.allclose(ours, ref, atol=1e-4)
+    assert "Paris" in lm.tokenizer.decode(int(ours.argmax()))
+
+
+def test_nano_frame_tokens_change_the_output() -> None:
+    lm = load_model(nano_dir())
+    frames = np.zeros((2, 112, 112, 3), dtype=np.uint8)
+    dark = build_batch(lm, [Request("Colour?", VideoInput(frames, np.array([0.0, 0.5])))])
+    light = build_batch(lm, [Request("Colour?", VideoInput(frames + 255, np.array([0.0, 0.5])))])
+    with torch.no_grad():
+        a = lm.model(**dark.inputs).logits[0, -1]
+        b = lm.model(**light.inputs).logits[0, -1]
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="placeholders"):
+        lm.model(input_ids=dark.input_ids)
+
+
+def test_loader_errors_are_one_clear_sentence(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        VideozeroError, match=r"^model 'no-such-org/no-such-model' is neither a local directory"
+    ):
+        load_model("no-such-org/no-such-model")
+    with pytest.raises(VideozeroError, match=r"has no config\.json"):
+        load_model(tmp_path)
+    with pytest.raises(VideozeroError, match="does not exist"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(VideozeroError, match="'bert' model; supported are"):
+        load_model(tmp_path)
+    with pytest.raises(VideozeroError, match="dtype"):
+        load_model(tiny_qwen_dir("qwen3_vl"), dtype="float8")
+
+
+def test_lora_attaches_through_the_loader() -> None:
+    lm = load_model(
+        tiny_qwen_dir("qwen3_vl"), lora={"r": 4, "target_modules": ["q_proj", "v_proj"]}, trainable=True
+    )
+    trainable = [n for n, p in lm.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_cli_model_init_tiny_qwen(tmp_path) -> None:
+    from videozero.cli.app import app
+
+    result = CliRunner().invoke(
+        app, ["model", "init", "--kind", "tiny-qwen", "--out", str(tmp_path / "tq"), "--family", "qwen2_5_vl"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "qwen2_5_vl" in result.output and (tmp_path / "tq" / "config.json").is_file()
+    assert load_model(tmp_path / "tq").family == "qwen2_5_vl"
+
+
+def test_cli_reports_a_bad_model_dir_in_one_sentence(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from videozero.cli.app import main; from videozero.models.loader import load_model; import sys; "
+        "sys.argv=['videozero']; \nimport typer\n"
+        "from videozero.cli.app import app\n@app.command('probe-load')\ndef probe(path: str): load_model(path)\n"
+        f"sys.argv=['videozero', 'probe-load', {str(tmp_path)!r}]\nmain()"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert "has no config.json" in run.stderr and "Traceback" not in run.stderr

@@ -1,0 +1,214 @@
+"""The answer format, grounding first: `<think>...</think><evidence>[s, e]</evidence><answer>...</answer>`.
+
+Questioner and solver outputs are untrusted text. `parse_answer` never raises: it returns what it could
+read, whether the whole output followed the format, and why not.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MAX_SPANS = 8
+MAX_SECONDS = 24 * 3600.0
+MAX_ANSWER_CHARS = 200
+MAX_TEXT_CHARS = 20_000
+
+FORMAT_INSTRUCTION = (
+    "First think briefly inside <think></think>. Then give the time span of the video that shows the "
+    "evidence, in seconds, inside <evidence></evidence> as [start, end] (several spans separated by "
+    "commas if the evidence is in several places). Finally give only the answer inside <answer></answer>: "
+    "{answer_kind}."
+)
+
+ANSWER_KINDS = {
+    "option": "the letter of the correct option",
+    "permutation": "the order as letters or numbers separated by commas",
+    "number": "a number",
+    "text": "a few words",
+}
+
+_TAG = re.compile(r"<(/?)(think|evidence|answer)>", re.IGNORECASE)
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
+_SPAN = re.compile(
+    rf"\[\s*({_NUMBER})\s*(?:s\b|sec\b|seconds\b)?\s*[,;]\s*({_NUMBER})\s*(?:s|sec|seconds)?\s*\]", re.I
+)
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What a model output says: its answer, its evidence spans (seconds), and whether the format held."""
+
+    answer: str | None
+    spans: tuple[tuple[float, float], ...]
+    format_ok: bool
+    reason: str
+    think: str = ""
+
+
+def format_instruction(answer_kind: str = "option") -> str:
+    """The instruction appended to every question; `answer_kind` is one of ANSWER_KINDS."""
+    return FORMAT_INSTRUCTION.format(answer_kind=ANSWER_KINDS.get(answer_kind, answer_kind))
+
+
+def render_spans(spans: Sequence[tuple[float, float]]) -> str:
+    """Spans as the model should write them.
+
+    >>> render_spans([(1, 2.25), (4.0, 5.0)])
+    '[1.0, 2.2], [4.0, 5.0]'
+    """
+    return ", ".join(f"[{s:.1f}, {e:.1f}]" for s, e in spans)
+
+
+def render_answer(spans: Sequence[tuple[float, float]], answer: str, think: str = "") -> str:
+    """The target text of one answer, for supervised targets and exports.
+
+    >>> render_answer([(1.0, 2.5)], "B")
+    '<think></think><evidence>[1.0, 2.5]</evidence><answer>B</answer>'
+    """
+    return f"<think>{think}</think><evidence>{render_spans(spans)}</evidence><answer>{answer}</answer>"
+
+
+def parse_spans(
+    text: str, duration: float | None = None, max_spans: int = MAX_SPANS
+) -> tuple[tuple[tuple[float, float], ...], str]:
+    """Spans read from `text`, each ordered and clamped to [0, duration]; plus a reason if any was bad.
+
+    >>> parse_spans("[3, 1.5], [2.0, 9]", duration=5.0)
+    (((1.5, 3.0), (2.0, 5.0)), '')
+    >>> parse_spans("[nan, 2]")
+    ((), 'a span holds a value that is not a finite number')
+    """
+    spans: list[tuple[float, float]] = []
+    reason = ""
+    for match in _SPAN.finditer(text):
+        try:
+            a, b = float(match.group(1)), float(match.group(2))
+        except ValueError:  # pragma: no cover - the pattern only matches numbers
+            reason = reason or "a span holds a value that is not a number"
+            continue
+        if not (math.isfinite(a) and math.isfinite(b)):
+            reason = reason or "a span holds a value that is not a finite number"
+            continue
+        if max(abs(a), abs(b)) > MAX_SECONDS:
+            reason = reason or "a span lies absurdly far outside any video"
+            continue
+        s, e = min(a, b), max(a, b)
+        s, e = max(0.0, s), max(0.0, e)
+        if duration is not None and duration >= 0:
+            s, e = min(s, duration), min(e, duration)
+        spans.append((s, e))
+    if len(spans) > max_spans:
+        return (), f"more than {max_spans} spans"
+    if not spans and not reason:
+        reason = "no [start, end] span"
+    spans.sort()
+    return tuple(spans), reason
+
+
+def _clean_answer(text: str) -> str:
+    return " ".join(text.split())[:MAX_ANSWER_CHARS]
+
+
+def parse_answer(text: object, duration: float | None = None, require_evidence: bool = True) -> ParsedAnswer:
+    """Read a model output defensively; never raises.
+
+    `format_ok` holds when the output is exactly an optional <think> block, one <evidence> block with at
+    least one valid span (unless `require_evidence` is false), and one non-empty <answer> block, in that
+    order, with nothing but whitespace around them.
+
+    >>> parse_answer("<think>red</think><evidence>[1, 2]</evidence><answer> B </answer>")
+    ParsedAnswer(answer='B', spans=((1.0, 2.0),), format_ok=True, reason='', think='red')
+    >>> parse_answer("B").reason
+    'no <answer> block; no <evidence> block; text outside the tags'
+    """
+    if not isinstance(text, str):
+        return ParsedAnswer(None, (), False, f"output is {type(text).__name__}, not text")
+    text = text[:MAX_TEXT_CHARS]
+    blocks: dict[str, list[tuple[int, int, int, int]]] = {"think": [], "evidence": [], "answer": []}
+    problems: list[str] = []
+    open_tag: tuple[str, int, int] | None = None
+    outside: list[str] = []
+    cursor = 0
+    for match in _TAG.finditer(text):
+        closing, name = match.group(1) == "/", match.group(2).lower()
+        if open_tag is None:
+            outside.append(text[cursor : match.start()])
+            if closing:
+                problems.append(f"</{name}> without <{name}>")
+                cursor = match.end()
+                continue
+            open_tag = (name, match.start(), match.end())
+        else:
+            if not closing or name != open_tag[0]:
+                problems.append(f"<{match.group(1)}{name}> inside <{open_tag[0]}>")
+                continue
+            blocks[name].append((open_tag[1], open_tag[2], match.start(), match.end()))
+            open_tag = None
+        cursor = match.end()
+    if open_tag is not None:
+        problems.append(f"<{open_tag[0]}> is never closed")
+        # an unclosed <answer> still yields its text, but the format is broken
+        if open_tag[0] == "answer":
+            blocks["answer"].append((open_tag[1], open_tag[2], len(text), len(text)))
+        cursor = len(text)
+    outside.append(text[cursor:])
+
+    def body(name: str) -> str | None:
+        found = blocks[name]
+        if not found:
+            return None
+        _, start, end, _ = found[-1]
+        return text[start:end]
+
+    answer_text = body("answer")
+    evidence_text = body("evidence")
+    think_text = body("think") or ""
+    answer = _clean_answer(answer_text) if answer_text is not None else None
+    spans, span_reason = parse_spans(evidence_text, duration) if evidence_text is not None else ((), "")
+
+    if answer_text is None:
+        problems.insert(0, "no <answer> block")
+    elif not answer:
+        problems.append("the <answer> block is empty")
+        answer = None
+    if require_evidence:
+        if evidence_text is None:
+            problems.append("no <evidence> block")
+        elif span_reason:
+            problems.append(f"evidence: {span_reason}")
+    for name, found in blocks.items():
+        if len(found) > 1:
+            problems.append(f"{len(found)} <{name}> blocks")
+    if any(chunk.strip() for chunk in outside):
+        problems.append("text outside the tags")
+    order = [name for name in ("think", "evidence", "answer") if blocks[name]]
+    starts = [blocks[name][0][0] for name in order]
+    if starts != sorted(starts):
+        problems.append("blocks out of order (think, evidence, answer)")
+    reason = "; ".join(problems)
+    return ParsedAnswer(answer, spans, not problems, reason, think_text.strip()[:MAX_TEXT_CHARS])
+
+
+def tag_regions(text: str) -> list[tuple[str, int, int]]:
+    """(tag, start, end) character ranges of each <think>/<evidence>/<answer> block, tags included.
+
+    Used to tell which completion tokens lie inside the evidence and which inside the answer.
+
+    >>> tag_regions("<think></think><evidence>[1, 2]</evidence><answer>B</answer>")
+    [('think', 0, 15), ('evidence', 15, 42), ('answer', 42, 60)]
+    """
+    regions: list[tuple[str, int, int]] = []
+    open_tag: tuple[str, int] | None = None
+    for match in _TAG.finditer(text):
+        closing, name = match.group(1) == "/", match.group(2).lower()
+        if not closing and open_tag is None:
+            open_tag = (name, match.start())
+        elif closing and open_tag is not None and open_tag[0] == name:
+            regions.append((name, open_tag[1], match.end()))
+            open_tag = None
+    if open_tag is not None:
+        regions.append((open_tag[0], open_tag[1], len(text)))
+    return regions

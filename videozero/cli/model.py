@@ -1,0 +1,106 @@
+"""`videozero model ...`: build the local checkpoints (nano, tiny-qwen) in Hugging Face format."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from videozero.cli.common import console, workdir_default
+
+app = typer.Typer(help="Build and inspect the local video LMs.", no_args_is_help=True)
+
+
+class Kind(StrEnum):
+    nano = "nano"
+    tiny_qwen = "tiny-qwen"
+
+
+class Family(StrEnum):
+    qwen3_vl = "qwen3_vl"
+    qwen2_5_vl = "qwen2_5_vl"
+
+
+def default_model_dir(kind: str, workdir: Path | None = None) -> Path:
+    """Where `model init` puts a checkpoint of `kind` unless told otherwise: <workdir>/models/<kind>."""
+    return (workdir or workdir_default()) / "models" / kind
+
+
+@app.command("init")
+def init(
+    kind: Annotated[
+        Kind, typer.Option("--kind", help="nano: the default learner; tiny-qwen: plumbing checks")
+    ] = Kind.nano,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="output directory (default <workdir>/models/<kind>)", show_default=False),
+    ] = None,
+    family: Annotated[Family, typer.Option("--family", help="architecture of tiny-qwen")] = Family.qwen3_vl,
+    align_steps: Annotated[
+        int, typer.Option("--align-steps", min=0, help="nano projector alignment steps")
+    ] = 80,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Build a local checkpoint (nothing is downloaded) and save it in Hugging Face format."""
+    import torch
+
+    out = out or default_model_dir(kind.value)
+    started = time.perf_counter()
+    table = Table(title=f"{kind.value} checkpoint", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    if kind is Kind.tiny_qwen:
+        from videozero.models.tiny_qwen import build_tiny_qwen
+
+        path = build_tiny_qwen(out, family=family.value, seed=seed)
+        table.add_row("architecture", family.value)
+    else:
+        from videozero.models.nano.build import build_nano
+
+        with Progress(
+            TextColumn("aligning projector"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("align", total=align_steps, loss="-")
+            path, report = build_nano(
+                out,
+                align_steps=align_steps,
+                seed=seed,
+                progress=lambda step, loss: bar.update(task, completed=step, loss=f"{loss:.3f}"),
+            )
+        table.add_row(
+            "alignment",
+            f"{report.steps} steps on {report.train_frames} frames, {report.labels} pseudo-labels",
+        )
+        table.add_row(
+            "held-out frames named exactly", f"{report.exact_before:.0%} -> {report.exact_after:.0%}"
+        )
+        table.add_row(
+            "held-out label ranked first of 8", f"{report.ranked_before:.0%} -> {report.ranked_after:.0%}"
+        )
+    from videozero.models.loader import load_model
+
+    lm = load_model(path, device="cpu")
+    params = sum(p.numel() for p in lm.model.parameters())
+    trainable = (
+        sum(p.numel() for n, p in lm.model.named_parameters() if "projector" in n)
+        if kind is Kind.nano
+        else params
+    )
+    table.add_row("directory", str(path))
+    table.add_row(
+        "parameters",
+        f"{params / 1e6:.1f} M" + (f" ({trainable / 1e6:.2f} M projector)" if kind is Kind.nano else ""),
+    )
+    table.add_row("threads", str(torch.get_num_threads()))
+    table.add_row("seconds", f"{time.perf_counter() - started:.0f}")
+    console.print(table)

@@ -1,0 +1,82 @@
+"""Generation with transformers `generate`, batched with left padding: CPU and one GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
+from videozero.models.loader import LoadedModel
+from videozero.models.prompt import Request, build_batch
+
+
+class TransformersEngine(GenerationEngine):
+    """Runs `lm.model.generate` on batches of up to `batch_size` sequences (each sample is one sequence)."""
+
+    def __init__(self, lm: LoadedModel, batch_size: int = 8) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.lm = lm
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Sample]]:
+        flat = [(i, request) for i, request in enumerate(requests) for _ in range(params.n)]
+        out: list[list[Sample]] = [[] for _ in requests]
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        model = self.lm.model
+        was_training = model.training
+        model.eval()
+        try:
+            for start in range(0, len(flat), self.batch_size):
+                chunk = flat[start : start + self.batch_size]
+                for (i, _), sample in zip(
+                    chunk, self._generate_batch([r for _, r in chunk], params), strict=True
+                ):
+                    out[i].append(sample)
+        finally:
+            model.train(was_training)
+        return out
+
+    def _generate_batch(self, requests: list[Request], params: SamplingParams) -> list[Sample]:
+        lm, tok = self.lm, self.lm.tokenizer
+        batch = build_batch(lm, requests).to(lm.device, lm.dtype)
+        eos = tok.convert_tokens_to_ids("<|im_end|>")
+        sampling = params.temperature > 0
+        kwargs = {
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": sampling,
+            "eos_token_id": eos,
+            "pad_token_id": tok.pad_token_id,
+            "return_dict_in_generate": True,
+            "output_logits": params.logprobs,
+        }
+        if sampling:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        result = lm.model.generate(**batch.inputs, **kwargs)
+        new = result.sequences[:, batch.input_ids.shape[1] :].cpu()
+        logp = None
+        if params.logprobs:
+            logits = torch.stack(result.logits, dim=1).float()
+            logp = (
+                torch.log_softmax(logits, dim=-1)
+                .gather(-1, new.to(logits.device).unsqueeze(-1))
+                .squeeze(-1)
+                .cpu()
+            )
+        samples = []
+        for row in range(new.shape[0]):
+            ids = new[row].tolist()
+            finish = "length"
+            if eos in ids:
+                ids = ids[: ids.index(eos) + 1]
+                finish = "stop"
+            text = tok.decode(ids, skip_special_tokens=True)
+            samples.append(
+                Sample(text, ids, logp[row, : len(ids)].tolist() if logp is not None else None, finish)
+            )
+        return samples

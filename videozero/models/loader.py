@@ -1,0 +1,186 @@
+"""One loading path for every video LM: Qwen2.5-VL, Qwen3-VL and nano, by hub id or local directory.
+
+Nothing is downloaded unless the caller allows it (`HF_HUB_OFFLINE` unset and `local_files_only=False`);
+a bad id or directory gives one sentence saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videozero.errors import VideozeroError
+from videozero.models.qwen_video import VisionSpec
+
+FAMILIES = {
+    "qwen2_vl": "qwen2_5_vl",
+    "qwen2_5_vl": "qwen2_5_vl",
+    "qwen3_vl": "qwen3_vl",
+    "videozero_nano": "nano",
+}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A loaded video LM with what prompts need to address it: tokenizer, family, vision layout."""
+
+    model: Any
+    tokenizer: Any
+    family: str
+    vision: VisionSpec
+    source: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """'auto' (or None) picks CUDA when present, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise VideozeroError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N.") from None
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """'auto' (or None) is bfloat16 on CUDA and float32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise VideozeroError(f"dtype {dtype!r} is not one of auto, {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _load_config(id_or_dir: str, local_only: bool):
+    from transformers import AutoConfig
+
+    import videozero.models.nano  # noqa: F401  (registers the nano classes with the Auto classes)
+
+    path = Path(id_or_dir).expanduser()
+    looks_local = path.exists() or id_or_dir.startswith((".", "/", "~")) or id_or_dir.count("/") > 1
+    if looks_local:
+        if not path.is_dir():
+            raise VideozeroError(
+                f"model directory {path} does not exist; build one with `videozero model init`."
+            )
+        if not (path / "config.json").is_file():
+            raise VideozeroError(
+                f"{path} has no config.json, so it is not a saved model; point to a Hugging Face model directory "
+                "or build one with `videozero model init`."
+            )
+    try:
+        return AutoConfig.from_pretrained(
+            str(path) if looks_local else id_or_dir, local_files_only=local_only
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        if looks_local:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise VideozeroError(
+                f"{path}/config.json could not be read as a model config ({first})."
+            ) from None
+        how = (
+            "HF_HUB_OFFLINE is set, so nothing is downloaded"
+            if local_only
+            else "the hub could not provide it"
+        )
+        raise VideozeroError(
+            f"model {id_or_dir!r} is neither a local directory nor a model in the local Hugging Face cache "
+            f"({how}); pass a directory, e.g. one built by `videozero model init`."
+        ) from None
+
+
+def load_model(
+    id_or_dir: str | Path,
+    dtype: str | torch.dtype | None = "auto",
+    device: str | None = "auto",
+    lora: str | Path | dict | None = None,
+    trainable: bool = False,
+    local_files_only: bool | None = None,
+) -> LoadedModel:
+    """Load a video LM and its tokenizer from a hub id or a local directory.
+
+    `lora` is a saved peft adapter directory (loaded on top) or a dict of `peft.LoraConfig` arguments (a
+    fresh adapter, for training). The model is in eval mode unless `trainable`.
+    """
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    source = str(id_or_dir)
+    local_only = _offline() if local_files_only is None else local_files_only
+    config = _load_config(source, local_only)
+    family = FAMILIES.get(config.model_type)
+    if family is None:
+        raise VideozeroError(
+            f"model {source!r} is a {config.model_type!r} model; supported are Qwen2-VL, Qwen2.5-VL, Qwen3-VL and nano."
+        )
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    where = str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+        model = AutoModelForImageTextToText.from_pretrained(
+            where, config=config, dtype=torch_dtype, local_files_only=local_only
+        )
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise VideozeroError(f"model {source!r} could not be loaded ({first}).") from None
+    tokenizer.padding_side = "left"
+    model.to(dev)
+    if lora is not None:
+        model = _attach_lora(model, lora)
+    model.train(trainable)
+    if family == "nano":
+        vision = VisionSpec(patch_size=1, temporal_patch_size=1, merge_size=1)
+    else:
+        vision = VisionSpec.for_config(config, where if Path(where).is_dir() else None)
+    return LoadedModel(model=model, tokenizer=tokenizer, family=family, vision=vision, source=source)
+
+
+def load_model_info(id_or_dir: str | Path, local_files_only: bool | None = None) -> LoadedModel:
+    """Tokenizer, family and vision layout of a model without its weights (for engines that load their own)."""
+    from transformers import AutoTokenizer
+
+    source = str(id_or_dir)
+    local_only = _offline() if local_files_only is None else local_files_only
+    config = _load_config(source, local_only)
+    family = FAMILIES.get(config.model_type)
+    if family is None:
+        raise VideozeroError(
+            f"model {source!r} is a {config.model_type!r} model; supported are Qwen2-VL, Qwen2.5-VL, "
+            "Qwen3-VL and nano."
+        )
+    where = str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source
+    tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+    if family == "nano":
+        vision = VisionSpec(patch_size=1, temporal_patch_size=1, merge_size=1)
+    else:
+        vision = VisionSpec.for_config(config, where if Path(where).is_dir() else None)
+    return LoadedModel(model=None, tokenizer=tokenizer, family=family, vision=vision, source=source)
+
+
+def _attach_lora(model, lora: str | Path | dict):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if isinstance(lora, dict):
+        return get_peft_model(model, LoraConfig(**lora))
+    path = Path(lora).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise VideozeroError(f"{path} has no adapter_config.json; pass a directory saved by peft.")
+    return PeftModel.from_pretrained(model, str(path))

@@ -1,0 +1,187 @@
+"""nano: SmolLM2 reads frames as tokens: frozen EfficientNet-Lite0 cells -> MLP projector -> LM embeddings.
+
+Frames enter as `pixel_values_videos` [frames, 3, S, S] (normalised as the frame encoder expects) with
+`video_grid_thw` rows (frames, grid, grid); still images likewise as `pixel_values` / `image_grid_thw`.
+Each frame's tokens follow its true timestamp as text in the prompt (see `videozero.models.prompt`).
+Frozen cell features may be passed precomputed (`video_cells` / `image_cells`, [frames, cells, 1280]) so
+that training loops can cache them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from videozero.models.nano.configuration_nano import NanoConfig
+from videozero.video.frame_encoder import FrameEncoder, frame_encoder
+
+
+class NanoPreTrainedModel(PreTrainedModel):
+    config_class = NanoConfig
+    base_model_prefix = ""
+    supports_gradient_checkpointing = True
+    _no_split_modules: ClassVar[list[str]] = ["LlamaDecoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _can_compile_fullgraph = False
+
+
+class NanoProjector(nn.Module):
+    """Frame-encoder cells (1280-d) -> LM embeddings, plus a learned embedding of each cell's position."""
+
+    def __init__(self, config: NanoConfig) -> None:
+        super().__init__()
+        hidden = config.text_config.hidden_size
+        self.norm = nn.LayerNorm(config.feature_dim)
+        self.fc1 = nn.Linear(config.feature_dim, config.projector_hidden)
+        self.fc2 = nn.Linear(config.projector_hidden, hidden)
+        self.cell = nn.Parameter(torch.zeros(config.frame_grid * config.frame_grid, hidden))
+
+    def forward(self, cells: torch.Tensor) -> torch.Tensor:
+        """[frames, cells, 1280] -> [frames, cells, hidden]."""
+        return self.fc2(F.gelu(self.fc1(self.norm(cells)))) + self.cell
+
+
+class NanoForConditionalGeneration(NanoPreTrainedModel, GenerationMixin):
+    """nano as a causal LM over text with frame and image placeholders; generates like any HF model."""
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "language_model.lm_head.weight": "language_model.model.embed_tokens.weight"
+    }
+
+    def __init__(self, config: NanoConfig) -> None:
+        super().__init__(config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.projector = NanoProjector(config)
+        self.post_init()
+
+    # -- frames -------------------------------------------------------------------------------------------
+    def frame_encoder(self) -> FrameEncoder:
+        """The frozen frame encoder on this model's device (kept outside the checkpoint: it is pretrained)."""
+        device = self.projector.fc1.weight.device
+        if device.type == "cpu":
+            return frame_encoder()
+        encoder = self.__dict__.get("_device_encoder")
+        if encoder is None:
+            encoder = FrameEncoder().to(device)
+            self.__dict__["_device_encoder"] = encoder
+        return encoder
+
+    def frame_pixels(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 [T, H, W, 3] -> the normalised [T, 3, S, S] pixels nano takes."""
+        return FrameEncoder.normalise(torch.as_tensor(np.ascontiguousarray(frames)), self.config.frame_size)
+
+    @torch.no_grad()
+    def frame_cells(self, pixels: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """Frozen features of each frame's grid cells: [T, grid * grid, 1280]."""
+        encoder = self.frame_encoder()
+        out = []
+        for i in range(0, len(pixels), batch):
+            maps = encoder.net.extract_features(
+                pixels[i : i + batch].to(encoder.net._fc.weight.device).float()
+            )
+            pooled = F.adaptive_avg_pool2d(maps, self.config.frame_grid)
+            out.append(pooled.flatten(2).transpose(1, 2))
+        return torch.cat(out)
+
+    def frame_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Projected frame tokens, flat: [T * grid * grid, hidden] (gradients flow into the projector)."""
+        cells = self.frame_cells(pixels).to(self.projector.fc1.weight.dtype)
+        return self.projector(cells).flatten(0, 1)
+
+    def _merge(
+        self,
+        input_ids: torch.Tensor,
+        embeds: torch.Tensor,
+        token_id: int,
+        pixels: torch.Tensor | None,
+        cells: torch.Tensor | None,
+    ) -> torch.Tensor:
+        slots = input_ids == token_id
+        count = int(slots.sum())
+        if pixels is None and cells is None:
+            if count:
+                raise ValueError(f"the prompt holds {count} vision placeholders but no pixels were given")
+            return embeds
+        if cells is None:
+            tokens = self.frame_tokens(pixels)
+        else:
+            tokens = self.projector(cells.to(self.projector.fc1.weight.dtype)).flatten(0, 1)
+        if tokens.shape[0] != count:
+            raise ValueError(
+                f"the prompt holds {count} vision placeholders but the pixels give {tokens.shape[0]} tokens"
+            )
+        return embeds.masked_scatter(slots.unsqueeze(-1), tokens.to(embeds.dtype))
+
+    # -- HF plumbing --------------------------------------------------------------------------------------
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_output_embeddings(value)
+
+    def get_decoder(self) -> nn.Module:
+        return self.language_model.get_decoder()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_grid_thw: torch.LongTensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_grid_thw: torch.LongTensor | None = None,
+        mm_token_type_ids: torch.Tensor | None = None,
+        second_per_grid_ts: torch.Tensor | None = None,
+        image_cells: torch.Tensor | None = None,
+        video_cells: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+            inputs_embeds = self._merge(
+                input_ids, inputs_embeds, self.config.video_token_id, pixel_values_videos, video_cells
+            )
+            inputs_embeds = self._merge(
+                input_ids, inputs_embeds, self.config.image_token_id, pixel_values, image_cells
+            )
+        return self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+
+    def prepare_inputs_for_generation(
+        self, input_ids, past_key_values=None, is_first_iteration=False, **kwargs
+    ):
+        """Vision inputs on the prefill step only; decoding steps read the cache."""
+        inputs = super().prepare_inputs_for_generation(
+            input_ids, past_key_values=past_key_values, is_first_iteration=is_first_iteration, **kwargs
+        )
+        if not is_first_iteration and kwargs.get("use_cache", True):
+            for key in ("video_cells", "image_cells"):
+                inputs.pop(key, None)
+        return inputs

@@ -1,0 +1,319 @@
+"""One request type for every model, and the batched model inputs built from (request, completion) pairs.
+
+A `Request` is a question with an optional video clip (frames and their true timestamps) and optional
+still images (a query frame, option frames). `build_batch` renders requests in the ChatML dialect of
+the model's family with the vision placeholders expanded, left-pads them, and appends completions when
+given, marking which tokens are completion and which lie inside <think>, <evidence> and <answer>. The
+generation engines and the trainers use the same function, so what is scored is what was sampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from videozero.answer_format import tag_regions
+from videozero.errors import VideozeroError
+from videozero.models.qwen_video import image_patches, patch_times, seconds_per_grid, video_patches
+
+if TYPE_CHECKING:
+    from videozero.models.loader import LoadedModel
+    from videozero.video.decode import VideoClip
+
+VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
+IMAGE_PAD, VIDEO_PAD = "<|image_pad|>", "<|video_pad|>"
+MM_TEXT, MM_IMAGE, MM_VIDEO = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """Frames (uint8 [T, H, W, 3]) and the true time of each in seconds; frames may be dropped or blanked."""
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+
+    def __post_init__(self) -> None:
+        frames = np.asarray(self.frames)
+        times = np.asarray(self.timestamps, dtype=np.float64)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise VideozeroError(
+                f"video frames must be uint8 [T, H, W, 3], got {frames.dtype} {list(frames.shape)}."
+            )
+        if len(frames) == 0 or len(frames) != len(times):
+            raise VideozeroError(
+                f"a video needs at least one frame and one timestamp per frame, got {len(frames)} "
+                f"frames and {len(times)} timestamps."
+            )
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
+            raise VideozeroError("video timestamps must be finite and non-decreasing.")
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "timestamps", times)
+
+    @classmethod
+    def from_clip(cls, clip: VideoClip) -> VideoInput:
+        return cls(clip.frames, clip.timestamps)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def drop(self, remove: np.ndarray) -> VideoInput:
+        """The clip without the frames where `remove` is true; the others keep their true times."""
+        keep = ~np.asarray(remove, dtype=bool)
+        return VideoInput(self.frames[keep], self.timestamps[keep])
+
+    def blank(self, remove: np.ndarray, value: int = 0) -> VideoInput:
+        """The clip with the frames where `remove` is true replaced by a flat `value` frame."""
+        frames = self.frames.copy()
+        frames[np.asarray(remove, dtype=bool)] = value
+        return VideoInput(frames, self.timestamps)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A prompt: the question text, an optional video, optional labelled still images, an optional system line.
+
+    `video=None` is the blind (question-only) mode; masked modes use `VideoInput.drop` / `.blank`.
+    """
+
+    question: str
+    video: VideoInput | None = None
+    images: tuple[tuple[str, np.ndarray], ...] = field(default_factory=tuple)
+    system: str | None = None
+
+    def without_video(self) -> Request:
+        return replace(self, video=None)
+
+
+class TokenRegion(IntEnum):
+    """What a token of a batch row is, for masking losses and token-selective credit."""
+
+    PROMPT = 0
+    COMPLETION = 1
+    THINK = 2
+    EVIDENCE = 3
+    ANSWER = 4
+
+
+@dataclass
+class ModelBatch:
+    """Left-padded model inputs for a list of requests (and completions), ready for forward or generate."""
+
+    inputs: dict[str, torch.Tensor]
+    prompt_lengths: list[int]
+    completion_mask: torch.Tensor
+    regions: torch.Tensor
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return self.inputs["input_ids"]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> ModelBatch:
+        moved = {}
+        for key, value in self.inputs.items():
+            value = value.to(device)
+            if dtype is not None and value.is_floating_point() and key.startswith("pixel_values"):
+                value = value.to(dtype)
+            moved[key] = value
+        return ModelBatch(
+            moved, self.prompt_lengths, self.completion_mask.to(device), self.regions.to(device)
+        )
+
+
+def _format_time(seconds: float) -> str:
+    return f"<{seconds:.1f} seconds>"
+
+
+def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expand: bool = True) -> str:
+    """The user turn's text with vision placeholders expanded; tensors are appended to `mm`.
+
+    With `expand=False` each image and video is one `<|vision_start|><|..._pad|><|vision_end|>` group, as
+    engines that expand placeholders themselves (vLLM) expect, and no tensors are made.
+    """
+    parts: list[str] = []
+    merge = lm.vision.merge_size
+    for label, image in request.images:
+        if not expand:
+            prefix = f"{label}: " if label else ""
+            parts.append(f"{prefix}{VISION_START}{IMAGE_PAD}{VISION_END}\n")
+            continue
+        if lm.family == "nano":
+            pixels, grid = (
+                lm.model.frame_pixels(np.asarray(image)[None]),
+                (1, lm.model.config.frame_grid, lm.model.config.frame_grid),
+            )
+            mm["pixel_values"].append(pixels)
+            n = grid[1] * grid[2]
+        else:
+            patches = image_patches(np.asarray(image), lm.vision)
+            mm["pixel_values"].append(patches.pixel_values)
+            grid, n = patches.grid_thw, patches.num_tokens(merge)
+        mm["image_grid_thw"].append(grid)
+        parts.append(
+            f"{label}: {VISION_START}{IMAGE_PAD * n}{VISION_END}\n"
+            if label
+            else f"{VISION_START}{IMAGE_PAD * n}{VISION_END}\n"
+        )
+    video = request.video
+    if video is not None and not expand:
+        if lm.family == "qwen3_vl":
+            parts.append(f"{VISION_START}{VIDEO_PAD}{VISION_END}")
+        else:
+            stamps = ", ".join(
+                f"{t:.1f}" for t in patch_times(video.timestamps, lm.vision.temporal_patch_size)
+            )
+            parts.append(f"Video frames at {stamps} seconds: {VISION_START}{VIDEO_PAD}{VISION_END}")
+        parts.append("\n")
+    elif video is not None:
+        if lm.family == "nano":
+            g = lm.model.config.frame_grid
+            mm["pixel_values_videos"].append(lm.model.frame_pixels(video.frames))
+            mm["video_grid_thw"].append((len(video), g, g))
+            times, per_step = video.timestamps, g * g
+        else:
+            patches = video_patches(video.frames, video.timestamps, lm.vision)
+            mm["pixel_values_videos"].append(patches.pixel_values)
+            mm["video_grid_thw"].append(patches.grid_thw)
+            mm["second_per_grid_ts"].append(seconds_per_grid(video.timestamps, lm.vision.temporal_patch_size))
+            times, per_step = patches.patch_times, patches.num_tokens(merge) // patches.grid_thw[0]
+        if lm.family in ("qwen3_vl", "nano"):
+            parts.extend(f"{_format_time(t)}{VISION_START}{VIDEO_PAD * per_step}{VISION_END}" for t in times)
+        else:
+            stamps = ", ".join(f"{t:.1f}" for t in times)
+            parts.append(
+                f"Video frames at {stamps} seconds: {VISION_START}{VIDEO_PAD * per_step * len(times)}{VISION_END}"
+            )
+        parts.append("\n")
+    parts.append(request.question)
+    return "".join(parts)
+
+
+def render_prompt(
+    lm: LoadedModel, request: Request, mm: dict[str, list] | None = None, expand: bool = True
+) -> str:
+    """The full ChatML prompt text of `request` for `lm`, ending where the assistant starts to write."""
+    mm = mm if mm is not None else _empty_mm()
+    system = f"<|im_start|>system\n{request.system}<|im_end|>\n" if request.system else ""
+    content = _render_content(lm, request, mm, expand)
+    return f"{system}<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _empty_mm() -> dict[str, list]:
+    return {
+        "pixel_values": [],
+        "image_grid_thw": [],
+        "pixel_values_videos": [],
+        "video_grid_thw": [],
+        "second_per_grid_ts": [],
+    }
+
+
+def completion_regions(tokenizer, completion_ids: Sequence[int]) -> list[int]:
+    """TokenRegion of each completion token, from where its text falls among the answer-format tags."""
+    ids = list(completion_ids)
+    if not ids:
+        return []
+    ends = [len(tokenizer.decode(ids[: i + 1], skip_special_tokens=False)) for i in range(len(ids))]
+    text = tokenizer.decode(ids, skip_special_tokens=False)
+    regions = [int(TokenRegion.COMPLETION)] * len(ids)
+    code = {"think": TokenRegion.THINK, "evidence": TokenRegion.EVIDENCE, "answer": TokenRegion.ANSWER}
+    for name, start, end in tag_regions(text):
+        begin = 0
+        for i, token_end in enumerate(ends):
+            token_start = begin
+            begin = token_end
+            if token_end > start and token_start < end:
+                regions[i] = int(code[name])
+    return regions
+
+
+def build_batch(
+    lm: LoadedModel,
+    requests: Sequence[Request],
+    completions: Sequence[str | Sequence[int] | None] | None = None,
+    add_eos: bool = True,
+) -> ModelBatch:
+    """Batched, left-padded inputs for (request, optional completion) pairs.
+
+    A completion given as text is tokenized and, with `add_eos`, closed by the end-of-turn token; one given
+    as token ids (sampled by an engine) is used as is. `completion_mask` marks completion tokens and
+    `regions` labels them (TokenRegion).
+    """
+    tok = lm.tokenizer
+    if completions is not None and len(completions) != len(requests):
+        raise ValueError(f"{len(requests)} requests but {len(completions)} completions")
+    mm = _empty_mm()
+    rows: list[list[int]] = []
+    prompt_lengths: list[int] = []
+    row_regions: list[list[int]] = []
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    for i, request in enumerate(requests):
+        prompt_ids = tok(render_prompt(lm, request, mm), add_special_tokens=False)["input_ids"]
+        completion = completions[i] if completions is not None else None
+        if completion is None:
+            completion_ids: list[int] = []
+        elif isinstance(completion, str):
+            completion_ids = tok(completion, add_special_tokens=False)["input_ids"] + (
+                [eos] if add_eos else []
+            )
+        else:
+            completion_ids = [int(t) for t in completion]
+        rows.append(prompt_ids + completion_ids)
+        prompt_lengths.append(len(prompt_ids))
+        row_regions.append(
+            [int(TokenRegion.PROMPT)] * len(prompt_ids) + completion_regions(tok, completion_ids)
+        )
+    width = max(len(r) for r in rows)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    regions = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row, reg) in enumerate(zip(rows, row_regions, strict=True)):
+        input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        attention[i, width - len(row) :] = 1
+        regions[i, width - len(row) :] = torch.tensor(reg, dtype=torch.long)
+    image_id, video_id = tok.convert_tokens_to_ids([IMAGE_PAD, VIDEO_PAD])
+    mm_types = torch.zeros_like(input_ids)
+    mm_types[input_ids == image_id] = MM_IMAGE
+    mm_types[input_ids == video_id] = MM_VIDEO
+    inputs: dict[str, torch.Tensor] = {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "mm_token_type_ids": mm_types,
+    }
+    if mm["pixel_values"]:
+        inputs["pixel_values"] = torch.cat(mm["pixel_values"])
+        inputs["image_grid_thw"] = torch.tensor(mm["image_grid_thw"], dtype=torch.long)
+    if mm["pixel_values_videos"]:
+        inputs["pixel_values_videos"] = torch.cat(mm["pixel_values_videos"])
+        inputs["video_grid_thw"] = torch.tensor(mm["video_grid_thw"], dtype=torch.long)
+        if lm.family == "qwen2_5_vl":
+            inputs["second_per_grid_ts"] = torch.tensor(mm["second_per_grid_ts"], dtype=torch.float32)
+    return ModelBatch(inputs, prompt_lengths, regions > int(TokenRegion.PROMPT), regions)
+
+
+def token_logprobs(model: torch.nn.Module, batch: ModelBatch) -> torch.Tensor:
+    """Log-probability of every completion token under `model` ([B, L], zero elsewhere), with gradients.
+
+    Only the logits of the trailing completion positions are computed (batches are left-padded, so
+    completions end every row).
+    """
+    mask = batch.completion_mask
+    width = mask.shape[1]
+    if not bool(mask.any()):
+        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    first = int(mask.float().argmax(dim=1)[mask.any(dim=1)].min())
+    keep = width - first + 1
+    inputs = {k: v for k, v in batch.inputs.items()}
+    logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits.float()
+    # logits[:, j] predicts token at position width - keep + j + 1
+    logp = torch.log_softmax(logits[:, :-1], dim=-1)
+    targets = batch.input_ids[:, width - keep + 1 :]
+    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    out = torch.zeros(mask.shape, dtype=picked.dtype, device=picked.device)
+    out[:, width - keep + 1 :] = picked
+    return out * mask
