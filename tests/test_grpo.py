@@ -1,0 +1,175 @@
+"""GRPO: loss maths on hand-computed tensors, rollout scoring and labels, and a seeded learning run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from videozero.models.engines.base import Sample
+from videozero.models.prompt import Request, TokenRegion
+from videozero.rewards import RewardWeights
+from videozero.solver.grpo import clipped_policy_loss, group_advantages, k3_kl, token_advantages
+from videozero.solver.pseudo_label import PseudoLabel
+from videozero.solver.rollout import (
+    QuestionRollouts,
+    SolverQuestion,
+    attempt_rows,
+    consensus_agreement,
+    score_samples,
+    training_target,
+)
+
+P, C, T, E, A = (int(r) for r in TokenRegion)
+
+
+# -- advantages -------------------------------------------------------------------------------------------
+def test_group_advantages_by_hand() -> None:
+    # group 1: rewards 1, 0, 0, 1 -> mean 0.5, unbiased std sqrt(1/3) -> +-0.866
+    # group 2: 0.2 everywhere -> no spread: advantages 0, group marked as not varied
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.2, 0.2, 0.2, 0.2])
+    adv, varied = group_advantages(rewards, 4, eps=0.0)
+    s = math.sqrt(3) / 2
+    assert adv.tolist() == pytest.approx([s, -s, -s, s, 0, 0, 0, 0])
+    assert varied.tolist() == [True, False]
+    centred, _ = group_advantages(rewards, 4, scale_std=False)
+    assert centred.tolist() == pytest.approx([0.5, -0.5, -0.5, 0.5, 0, 0, 0, 0])
+
+
+def test_token_advantages_selective_and_plain() -> None:
+    regions = torch.tensor([[P, P, T, E, E, A, C], [P, T, T, E, A, A, C]])
+    mask = regions > P
+    total, acc, align = torch.tensor([1.0, -1.0]), torch.tensor([2.0, -2.0]), torch.tensor([3.0, -3.0])
+    plain = token_advantages(regions, mask, total)
+    assert plain.tolist() == [[0, 0, 1, 1, 1, 1, 1], [0, -1, -1, -1, -1, -1, -1]]
+    sel = token_advantages(regions, mask, total, acc, align)
+    assert sel.tolist() == [[0, 0, 1, 3, 3, 2, 1], [0, -1, -1, -3, -2, -2, -1]]
+
+
+# -- clipped objective and aggregation --------------------------------------------------------------------
+def test_clipped_loss_by_hand() -> None:
+    # ratios e^0 = 1, e^0.5 = 1.6487, e^-0.5 = 0.6065; advantages +1, +1, -1; eps 0.2
+    logp = torch.tensor([[0.0, 0.5, -0.5]])
+    old = torch.zeros(1, 3)
+    adv = torch.tensor([[1.0, 1.0, -1.0]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    loss, clip_frac = clipped_policy_loss(logp, old, adv, mask, 0.2, 0.2)
+    # token 1: -min(1, 1) = -1; token 2: -min(1.6487, 1.2) = -1.2; token 3: -min(-0.6065, -0.8) = 0.8
+    assert float(loss) == pytest.approx((-1 - 1.2 + 0.8) / 3, abs=1e-4)
+    assert float(clip_frac) == pytest.approx(2 / 3)
+    # clip-higher: eps_high 0.7 leaves token 2 unclipped
+    loss_hi, _ = clipped_policy_loss(logp, old, adv, mask, 0.2, 0.7)
+    assert float(loss_hi) == pytest.approx((-1 - math.exp(0.5) + 0.8) / 3, abs=1e-4)
+
+
+def test_token_level_aggregation_weighs_by_tokens_and_accumulates() -> None:
+    # a 1-token completion with A = +1 and a 3-token completion with A = -1, ratio 1:
+    # token-level mean = (-1 + 3) / 4 = 0.5 (a per-sequence mean would give 0)
+    logp = torch.zeros(2, 3, requires_grad=True)
+    adv = torch.tensor([[0.0, 0.0, 1.0], [-1.0, -1.0, -1.0]])
+    mask = torch.tensor([[0, 0, 1], [1, 1, 1]], dtype=torch.bool)
+    loss, _ = clipped_policy_loss(logp, logp.detach(), adv, mask)
+    assert float(loss.detach()) == pytest.approx(0.5)
+    # the same loss in two micro-batches with the step's token count as normaliser sums to the whole
+    a, _ = clipped_policy_loss(logp[:1], logp[:1].detach(), adv[:1], mask[:1], normaliser=4.0)
+    b, _ = clipped_policy_loss(logp[1:], logp[1:].detach(), adv[1:], mask[1:], normaliser=4.0)
+    assert float((a + b).detach()) == pytest.approx(float(loss.detach()))
+    # the gradient of the policy term at ratio 1 is -A / N per token
+    loss.backward()
+    assert logp.grad.flatten().tolist() == pytest.approx([0, 0, -0.25, 0.25, 0.25, 0.25])
+
+
+def test_k3_kl_by_hand() -> None:
+    logp, ref = torch.tensor([0.0, -1.0, -2.0]), torch.tensor([0.0, -2.0, -1.0])
+    d = ref - logp  # 0, -1, 1
+    expected = [0.0, math.exp(-1) + 1 - 1, math.exp(1) - 1 - 1]
+    assert k3_kl(logp, ref).tolist() == pytest.approx(expected)
+    assert bool((k3_kl(logp, ref) >= 0).all()) and d.tolist() == [0.0, -1.0, 1.0]
+
+
+# -- rollout scoring and labels ----------------------------------------------------------------------------
+def _sample(text: str) -> Sample:
+    return Sample(text, [1, 2, 3], None, "stop")
+
+
+def test_scoring_malformed_and_correct_outputs() -> None:
+    outs = [
+        _sample("<think></think><evidence>[1.0, 2.0]</evidence><answer>B</answer>"),
+        _sample("<evidence>[1.0, 3.0]</evidence><answer>A</answer>"),
+        _sample("B"),  # no tags: format broken, answer unreadable
+        _sample("<evidence>[nan, 2]</evidence><answer>B</answer>"),  # bad span: format broken, answer read
+        _sample(""),
+    ]
+    scored = score_samples(outs, "B", [(1.0, 2.0)], "option", RewardWeights(w_fmt=0.2, alpha=1.0), 4.0)
+    assert [round(s.reward.total, 6) for s in scored] == [2.2, 0.2, 0.0, 1.0, 0.0]
+    assert [s.parsed.format_ok for s in scored] == [True, True, False, False, False]
+    # no target: only the format term counts
+    blind = score_samples(outs[:2], None, [], "option", RewardWeights(), 4.0)
+    assert [s.reward.total for s in blind] == [0.2, 0.2]
+
+
+def test_training_target_label_modes() -> None:
+    label = PseudoLabel("A", 0.75, ((0.5, 1.0),), {"A": 3, "B": 1}, 4)
+    template = SolverQuestion(Request("q"), "option", "B", ((1.0, 2.0),), writer="template")
+    model = SolverQuestion(Request("q"), "option", "B", ((1.0, 2.0),), writer="model")
+    unknown = SolverQuestion(Request("q"), "option", None, (), writer="model")
+    assert training_target(template, label, "auto") == ("B", ((1.0, 2.0),), "constructed")
+    assert training_target(model, label, "auto") == ("A", ((0.5, 1.0),), "consensus")
+    assert training_target(template, label, "consensus")[2] == "consensus"
+    assert training_target(model, label, "constructed")[2] == "constructed"
+    assert training_target(unknown, label, "constructed") == ("A", ((0.5, 1.0),), "consensus")
+    empty = PseudoLabel(None, 0.0, (), {}, 4)
+    assert training_target(unknown, empty, "auto") == (None, (), "none")
+
+
+def test_consensus_agreement_and_attempt_rows() -> None:
+    def result(answer, vote, kind="option"):
+        q = SolverQuestion(Request("q"), kind, answer, ((0.0, 1.0),))
+        label = PseudoLabel(vote, 0.5, (), {}, 2)
+        scored = score_samples(
+            [_sample("<evidence>[0, 1]</evidence><answer>B</answer>"), _sample("junk")],
+            answer,
+            [(0.0, 1.0)],
+            kind,
+            RewardWeights(),
+        )
+        return QuestionRollouts(q, scored, label, answer, ((0.0, 1.0),), "constructed")
+
+    results = [
+        result("B", "b"),
+        result("B", "A"),
+        result(None, "A"),
+        result("B", None),
+        result("3", "3.0", "number"),
+    ]
+    agreement = consensus_agreement(results)
+    assert (agreement.agree, agreement.compared) == (2, 3)
+    rows = attempt_rows(results[0], question_id=7, checkpoint_id=3)
+    assert [r["sample_index"] for r in rows] == [0, 1]
+    assert rows[0]["correct"] is True and rows[0]["iou"] == 1.0 and rows[0]["parsed_spans"] == [[0.0, 1.0]]
+    assert (
+        rows[1]["format_ok"] is False and rows[1]["parsed_answer"] is None and rows[1]["parsed_spans"] is None
+    )
+    from store.tables import Attempt
+
+    assert set(rows[0]) <= set(Attempt.__table__.columns.keys())
+
+
+def test_consensus_metric_is_stored(sqlite_url: str) -> None:
+    from sqlalchemy import select
+
+    from store import open_store
+    from store.tables import Metric, Run
+    from videozero.solver.rollout import CONSENSUS_METRIC, ConsensusAgreement, record_consensus_agreement
+
+    store = open_store(sqlite_url)
+    with store.write() as s:
+        run = Run(name="r")
+        s.add(run)
+        s.flush()
+        record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(3, 4))
+        record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(0, 0))  # nothing compared
+    with store.session() as s:
+        got = {m.name: m.value for m in s.scalars(select(Metric))}
+    assert got == {CONSENSUS_METRIC: 0.75, f"{CONSENSUS_METRIC}_n": 4.0}

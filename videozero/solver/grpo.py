@@ -1,0 +1,328 @@
+"""The local GRPO trainer (torch; CPU and one GPU): the loss maths first, then the loop around it.
+
+Loss maths (pure functions on tensors, tested on hand-computed values):
+- `group_advantages`: (r - mean(group)) / (std(group) + eps) per group of rollouts of one question;
+- `token_advantages`: every completion token takes the total advantage, or with token-selective credit
+  (Zoom-Zero) evidence tokens take the alignment advantage and answer tokens the accuracy advantage;
+- `clipped_policy_loss`: PPO's clipped ratio objective, summed over tokens and divided by the number of
+  completion tokens in the whole step (token-level aggregation, as DAPO), so long and short completions
+  weigh by their tokens and gradient accumulation over micro-batches equals one big batch;
+- `k3_kl`: the unbiased, non-negative KL estimate exp(q - p) - (q - p) - 1 to a frozen reference.
+
+The loop: sample questions, roll out a group per question, score with `rewards.solver_reward` against
+each question's training target, drop groups whose rewards do not vary (they carry no gradient, only
+noise through the normalisation), and update. A format floor guards against the collapse measured on
+mixed tasks: when a step's format rate falls below it, a supervised anchor on the training targets is
+added to that step's loss.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from videozero.answer_format import render_answer
+from videozero.models.engines.transformers_engine import TransformersEngine
+from videozero.models.loader import LoadedModel
+from videozero.models.prompt import TokenRegion, build_batch, token_logprobs
+from videozero.solver.frame_cache import cache_frame_cells
+from videozero.solver.grpo_config import GRPOConfig
+from videozero.solver.rollout import QuestionRollouts, RolloutConfig, SolverQuestion, rollout_questions
+from videozero.solver.training import frozen_copy, param_groups, prepare_trainable, seed_everything
+
+# -- loss maths -------------------------------------------------------------------------------------------
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, scale_std: bool = True, eps: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-rollout advantages normalised within each group of `group_size`, and which groups vary.
+
+    >>> adv, varied = group_advantages(torch.tensor([1.0, 0.0, 0.5, 0.5]), 2)
+    >>> [round(x, 3) for x in adv.tolist()], varied.tolist()
+    ([0.707, -0.707, 0.0, 0.0], [True, False])
+    """
+    r = rewards.view(-1, group_size).float()
+    centred = r - r.mean(dim=1, keepdim=True)
+    std = r.std(dim=1, keepdim=True, unbiased=True)
+    varied = (r.max(dim=1).values - r.min(dim=1).values) > 1e-6
+    adv = centred / (std + eps) if scale_std else centred
+    adv = torch.where(varied[:, None], adv, torch.zeros_like(adv))  # no spread, no signal (and no 0 / 0)
+    return adv.view(-1), varied
+
+
+def token_advantages(
+    regions: torch.Tensor,
+    mask: torch.Tensor,
+    total: torch.Tensor,
+    accuracy: torch.Tensor | None = None,
+    alignment: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """[B, L] advantage per token: `total` everywhere, or token-selective when `accuracy`/`alignment` given.
+
+    Token-selective (Zoom-Zero): tokens inside <evidence> take the alignment advantage, tokens inside
+    <answer> the accuracy advantage; think and stray tokens take the total advantage (they carry the
+    format term).
+    """
+    adv = total[:, None].expand_as(regions).clone().float()
+    if accuracy is not None:
+        adv = torch.where(regions == int(TokenRegion.ANSWER), accuracy[:, None].float(), adv)
+    if alignment is not None:
+        adv = torch.where(regions == int(TokenRegion.EVIDENCE), alignment[:, None].float(), adv)
+    return adv * mask
+
+
+def clipped_policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    eps_low: float = 0.2,
+    eps_high: float = 0.2,
+    normaliser: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over completion tokens of -min(ratio * A, clip(ratio) * A), divided by `normaliser` (default:
+    the token count of `mask`); also the fraction of tokens whose ratio was clipped.
+    """
+    m = mask.float()
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * advantages
+    per_token = -torch.minimum(unclipped, clipped)
+    denom = normaliser if normaliser is not None else float(m.sum().clamp(min=1))
+    clip_frac = ((unclipped != clipped).float() * m).sum() / m.sum().clamp(min=1)
+    return (per_token * m).sum() / denom, clip_frac
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(policy || reference): exp(ref - logp) - (ref - logp) - 1 >= 0.
+
+    >>> k3_kl(torch.tensor([0.0]), torch.tensor([0.0])).item()
+    0.0
+    """
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+# -- the loop ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepStats:
+    """What one GRPO step did and measured."""
+
+    step: int
+    reward: float
+    accuracy: float
+    iou: float
+    format_rate: float
+    groups_kept: int
+    groups: int
+    loss: float
+    kl: float
+    clip_frac: float
+    anchored: bool
+    seconds_rollout: float
+    seconds_update: float
+
+
+@dataclass
+class GRPOReport:
+    steps: list[StepStats] = field(default_factory=list)
+
+    def as_rows(self) -> list[dict]:
+        return [asdict(s) for s in self.steps]
+
+
+class GRPOTrainer:
+    """GRPO on solver questions for a loaded video LM; `lm.model` is trained in place."""
+
+    def __init__(self, lm: LoadedModel, config: GRPOConfig | None = None) -> None:
+        self.config = config or GRPOConfig()
+        self.lm = lm
+        seed_everything(self.config.seed)
+        prepare_trainable(
+            lm, self.config.lora.peft_kwargs() if self.config.lora else None, self.config.projector_lr > 0
+        )
+        cache_frame_cells(lm.model)
+        self.ref = None
+        if self.config.kl_coef > 0:
+            self.ref = frozen_copy(lm.model)
+            cache_frame_cells(self.ref)
+        groups = param_groups(lm.model, self.config.lr, self.config.projector_lr, self.config.weight_decay)
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99))
+        self.engine = TransformersEngine(lm, batch_size=max(self.config.group_size, 16))
+        self.rng = np.random.default_rng(self.config.seed)
+        self.step_index = 0
+
+    def rollout_config(self) -> RolloutConfig:
+        c = self.config
+        return RolloutConfig(
+            n=c.group_size,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_new_tokens=c.max_new_tokens,
+            seed=c.seed * 100_003 + self.step_index,
+            label_mode=c.label_mode,
+            weights=c.weights,
+        )
+
+    def train(
+        self,
+        questions: Sequence[SolverQuestion],
+        steps: int | None = None,
+        progress: Callable[[StepStats], None] | None = None,
+    ) -> GRPOReport:
+        """Run `steps` (default `config.steps`) GRPO steps on questions drawn from `questions`."""
+        if not questions:
+            raise ValueError("GRPO needs at least one question")
+        report = GRPOReport()
+        for _ in range(self.config.steps if steps is None else steps):
+            k = min(self.config.prompts_per_step, len(questions))
+            picked = [questions[i] for i in self.rng.choice(len(questions), size=k, replace=False)]
+            stats = self.step(picked)
+            report.steps.append(stats)
+            if progress is not None:
+                progress(stats)
+        return report
+
+    def step(self, questions: Sequence[SolverQuestion]) -> StepStats:
+        """One GRPO step: roll out a group per question, then update on the groups whose rewards vary."""
+        c = self.config
+        started = time.perf_counter()
+        results = rollout_questions(self.engine, questions, self.rollout_config())
+        rollout_s = time.perf_counter() - started
+        started = time.perf_counter()
+        self.step_index += 1
+
+        samples = [s for r in results for s in r.samples]
+        totals = torch.tensor([s.reward.total for s in samples])
+        acc = torch.tensor([s.reward.accuracy for s in samples])
+        align = torch.tensor([s.reward.alignment for s in samples])
+        fmt = float(np.mean([s.parsed.format_ok for s in samples]))
+        adv_total, varied = group_advantages(totals, c.group_size, c.scale_std)
+        adv_acc = adv_align = None
+        if c.token_selective:
+            adv_acc, varied_acc = group_advantages(acc, c.group_size, c.scale_std)
+            adv_align, varied_align = group_advantages(align, c.group_size, c.scale_std)
+            varied = varied | varied_acc | varied_align
+        keep_groups = varied if c.skip_zero_variance else torch.ones_like(varied)
+        keep = keep_groups.repeat_interleave(c.group_size)
+        rows = [i for i in range(len(samples)) if keep[i] and samples[i].sample.token_ids]
+
+        anchor_targets = []
+        if c.format_floor > 0 and fmt < c.format_floor:
+            anchor_targets = [r for r in results if r.target_answer is not None]
+
+        loss_value = kl_value = clip_value = 0.0
+        if rows or anchor_targets:
+            self.lm.model.train()
+            requests = [results[i // c.group_size].question.request for i in rows]
+            completions = [samples[i].sample.token_ids for i in rows]
+            for _ in range(c.updates_per_batch):
+                self.optimizer.zero_grad(set_to_none=True)
+                loss_value, kl_value, clip_value = self._policy_pass(
+                    requests,
+                    completions,
+                    adv_total[rows],
+                    adv_acc[rows] if adv_acc is not None else None,
+                    adv_align[rows] if adv_align is not None else None,
+                )
+                if anchor_targets:
+                    loss_value += self._anchor_pass(anchor_targets)
+                torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
+                self.optimizer.step()
+            self.lm.model.eval()
+            self._old_logp = None
+        return StepStats(
+            step=self.step_index,
+            reward=float(totals.mean()),
+            accuracy=float(acc.mean()),
+            iou=float(align.mean()),
+            format_rate=fmt,
+            groups_kept=int(keep_groups.sum()),
+            groups=len(results),
+            loss=loss_value,
+            kl=kl_value,
+            clip_frac=clip_value,
+            anchored=bool(anchor_targets),
+            seconds_rollout=rollout_s,
+            seconds_update=time.perf_counter() - started,
+        )
+
+    _old_logp: list[torch.Tensor] | None = None
+
+    def _policy_pass(
+        self, requests, completions, adv_total, adv_acc, adv_align
+    ) -> tuple[float, float, float]:
+        """Accumulate gradients of the clipped objective (+ KL) over micro-batches; token-level mean."""
+        c = self.config
+        if not requests:
+            return 0.0, 0.0, 0.0
+        n_tokens = float(sum(len(t) for t in completions))
+        first_pass = self._old_logp is None
+        if first_pass:
+            self._old_logp = []
+        total_loss = total_kl = total_clip = 0.0
+        mb = c.micro_batch_size
+        for j, start in enumerate(range(0, len(requests), mb)):
+            part = slice(start, start + mb)
+            batch = build_batch(self.lm, requests[part], completions[part]).to(self.lm.device, self.lm.dtype)
+            logp = token_logprobs(self.lm.model, batch)
+            mask = batch.completion_mask
+            if first_pass:
+                self._old_logp.append(logp.detach())
+            old = self._old_logp[j]
+            adv = token_advantages(
+                batch.regions,
+                mask,
+                adv_total[part].to(logp.device),
+                adv_acc[part].to(logp.device) if adv_acc is not None else None,
+                adv_align[part].to(logp.device) if adv_align is not None else None,
+            )
+            loss, clip_frac = clipped_policy_loss(
+                logp, old, adv, mask, c.clip_eps_low, c.clip_eps_high, normaliser=n_tokens
+            )
+            if self.ref is not None:
+                with torch.no_grad():
+                    ref_logp = token_logprobs(self.ref, batch)
+                kl = (k3_kl(logp, ref_logp) * mask).sum() / n_tokens
+                loss = loss + c.kl_coef * kl
+                total_kl += float(kl.detach())
+            loss.backward()
+            total_loss += float(loss.detach())
+            total_clip += float(clip_frac) * float(mask.sum()) / n_tokens
+        return total_loss, total_kl, total_clip
+
+    def _anchor_pass(self, results: Sequence[QuestionRollouts]) -> float:
+        """Supervised anchor on the training targets (the format floor); returns its weighted loss."""
+        c = self.config
+        requests = [r.question.request for r in results]
+        targets = [render_answer(r.target_spans, r.target_answer) for r in results]
+        batch = build_batch(self.lm, requests, targets).to(self.lm.device, self.lm.dtype)
+        logp = token_logprobs(self.lm.model, batch)
+        nll = -(logp.sum() / batch.completion_mask.sum().clamp(min=1))
+        loss = c.anchor_coef * nll
+        loss.backward()
+        return float(loss.detach())
+
+
+def questions_from_tasks(tasks) -> list[SolverQuestion]:
+    """SolverQuestions (template-written, answers known by construction) from `tasks.VerifiableTask`s."""
+    return [
+        SolverQuestion(
+            request=t.request(),
+            kind=t.answer_kind,
+            answer=t.answer,
+            evidence=t.evidence,
+            duration=t.duration,
+            writer="template",
+            family=t.family,
+        )
+        for t in tasks
+    ]

@@ -1,0 +1,255 @@
+"""Solver rollouts: N samples per question through an engine, parsed, scored, voted on.
+
+One `SolverQuestion` is what every stage needs of a question: the request (question text with its clip),
+the answer and evidence known by construction (None for model-written questions without one), the
+answer kind, and who wrote it. `rollout_questions` samples N answers per question, parses them
+defensively, scores them with `rewards.solver_reward` against the training target, and derives the
+pseudo-label (`pseudo_label.majority_vote`). `attempt_rows` turns the result into rows for
+`store.tables.Attempt`; `consensus_agreement` measures how often the majority vote agrees with the
+constructed answer, and `record_consensus_agreement` stores that per round as a `Metric`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from videozero.answer_format import ParsedAnswer, parse_answer
+from videozero.errors import VideozeroError
+from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
+from videozero.models.prompt import Request
+from videozero.rewards import RewardWeights, SolverReward, Span, canonical_answer, solver_reward
+from videozero.solver.pseudo_label import PseudoLabel, Rollout, in_agreement_band, majority_vote
+
+LABEL_MODES = ("auto", "constructed", "consensus")
+CONSENSUS_METRIC = "consensus_vs_constructed"
+
+
+@dataclass(frozen=True)
+class SolverQuestion:
+    """A question as the solver stages need it. `answer`/`evidence` are the constructed ones (if known)."""
+
+    request: Request
+    kind: str
+    answer: str | None = None
+    evidence: tuple[Span, ...] = ()
+    duration: float | None = None
+    writer: str = "template"
+    family: str = ""
+    question_id: int | None = None
+
+
+class RolloutConfig(BaseModel):
+    """How a question is rolled out and which label its rollouts are scored against."""
+
+    n: int = Field(8, ge=1, description="rollouts per question")
+    temperature: float = Field(1.0, ge=0, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(48, ge=8, description="enough for the answer format with a short think")
+    seed: int | None = Field(None, description="sampling seed (None: not reseeded)")
+    label_mode: str = Field(
+        "auto",
+        description="constructed: answers known by construction; consensus: majority vote and consensus "
+        "span; auto: constructed for template questions, consensus for model-written ones",
+    )
+    band_low: float = Field(0.3, ge=0, le=1, description="agreement band: keep questions with c >= this")
+    band_high: float = Field(0.8, ge=0, le=1, description="agreement band: keep questions with c <= this")
+    weights: RewardWeights = Field(default_factory=RewardWeights)
+
+
+@dataclass
+class ScoredSample:
+    """One rollout: the engine's sample, what the parser read, and its reward parts."""
+
+    sample: Sample
+    parsed: ParsedAnswer
+    reward: SolverReward
+
+
+@dataclass
+class QuestionRollouts:
+    """The N scored rollouts of one question, its pseudo-label and the target they were scored against."""
+
+    question: SolverQuestion
+    samples: list[ScoredSample]
+    label: PseudoLabel
+    target_answer: str | None
+    target_spans: tuple[Span, ...]
+    target_source: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rewards(self) -> list[float]:
+        return [s.reward.total for s in self.samples]
+
+    @property
+    def in_band(self) -> bool:
+        return self.extra.get("in_band", False)
+
+
+def training_target(
+    question: SolverQuestion, label: PseudoLabel | None, label_mode: str = "auto"
+) -> tuple[str | None, tuple[Span, ...], str]:
+    """(answer, spans, source) a question trains on; the rule of `export.training_label`.
+
+    >>> q = SolverQuestion(Request("q"), "option", answer="B", evidence=((1.0, 2.0),), writer="model")
+    >>> label = PseudoLabel("A", 0.75, ((0.5, 1.0),), {"A": 3, "B": 1}, 4)
+    >>> training_target(q, label, "auto"), training_target(q, label, "constructed")[2]
+    (('A', ((0.5, 1.0),), 'consensus'), 'constructed')
+    """
+    if label_mode not in LABEL_MODES:
+        raise VideozeroError(f"Unknown label mode '{label_mode}': use one of {', '.join(LABEL_MODES)}.")
+    use_consensus = label_mode == "consensus" or (label_mode == "auto" and question.writer == "model")
+    if use_consensus and label is not None and label.answer is not None:
+        return label.answer, tuple(label.spans or question.evidence), "consensus"
+    if question.answer is None:
+        if label is not None and label.answer is not None:
+            return label.answer, tuple(label.spans), "consensus"
+        return None, (), "none"
+    return question.answer, tuple(question.evidence), "constructed"
+
+
+def score_samples(
+    samples: Sequence[Sample],
+    target_answer: str | None,
+    target_spans: Sequence[Span],
+    kind: str,
+    weights: RewardWeights,
+    duration: float | None = None,
+) -> list[ScoredSample]:
+    """Parse and score each sample; with no target, only the format term counts."""
+    out = []
+    for sample in samples:
+        parsed = parse_answer(sample.text, duration)
+        if target_answer is None:
+            fmt = 1.0 if parsed.format_ok else 0.0
+            reward = SolverReward(fmt, 0.0, 0.0, weights.w_fmt * fmt)
+        else:
+            reward = solver_reward(
+                parsed.format_ok,
+                parsed.answer,
+                parsed.spans,
+                target_answer,
+                target_spans,
+                kind,
+                weights,
+                duration,
+            )
+        out.append(ScoredSample(sample, parsed, reward))
+    return out
+
+
+def rollout_questions(
+    engine: GenerationEngine, questions: Sequence[SolverQuestion], config: RolloutConfig | None = None
+) -> list[QuestionRollouts]:
+    """N rollouts per question, scored against each question's training target, with pseudo-labels."""
+    config = config or RolloutConfig()
+    if not questions:
+        return []
+    params = SamplingParams(
+        n=config.n,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens,
+        seed=config.seed,
+    )
+    generated = engine.generate([q.request for q in questions], params)
+    results = []
+    for question, samples in zip(questions, generated, strict=True):
+        parsed = [parse_answer(s.text, question.duration) for s in samples]
+        label = majority_vote([Rollout(p.answer, p.spans) for p in parsed], question.kind)
+        answer, spans, source = training_target(question, label, config.label_mode)
+        scored = score_samples(samples, answer, spans, question.kind, config.weights, question.duration)
+        results.append(
+            QuestionRollouts(
+                question,
+                scored,
+                label,
+                answer,
+                spans,
+                source,
+                {"in_band": in_agreement_band(label.agreement, config.band_low, config.band_high)},
+            )
+        )
+    return results
+
+
+def attempt_rows(
+    result: QuestionRollouts, question_id: int, checkpoint_id: int, mode: str = "full"
+) -> list[dict[str, Any]]:
+    """Rows for `store.tables.Attempt` (as `store.bulk.insert_attempts` takes them), one per rollout."""
+    rows = []
+    for i, s in enumerate(result.samples):
+        scored = result.target_answer is not None
+        rows.append(
+            {
+                "question_id": question_id,
+                "checkpoint_id": checkpoint_id,
+                "mode": mode,
+                "sample_index": i,
+                "raw_output": s.sample.text,
+                "parsed_answer": s.parsed.answer,
+                "parsed_spans": [list(span) for span in s.parsed.spans] or None,
+                "format_ok": s.parsed.format_ok,
+                "correct": (s.reward.accuracy >= 1.0) if scored else None,
+                "iou": s.reward.alignment if scored else None,
+                "reward": s.reward.total,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ConsensusAgreement:
+    """How often the majority vote equals the constructed answer, over questions that have both."""
+
+    agree: int
+    compared: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.agree / self.compared if self.compared else None
+
+
+def consensus_agreement(results: Sequence[QuestionRollouts]) -> ConsensusAgreement:
+    """Count questions whose majority answer equals their constructed answer (canonical forms).
+
+    Questions without a constructed answer, or whose rollouts cast no vote, are not compared.
+    """
+    agree = compared = 0
+    for r in results:
+        q = r.question
+        if q.answer is None or r.label.answer is None:
+            continue
+        compared += 1
+        agree += canonical_answer(r.label.answer, q.kind) == canonical_answer(q.answer, q.kind)
+    return ConsensusAgreement(agree, compared)
+
+
+def record_consensus_agreement(
+    session,
+    run_id: int,
+    round_id: int | None,
+    checkpoint_id: int | None,
+    agreement: ConsensusAgreement,
+    split: str = "train",
+) -> None:
+    """Store the round's consensus-vs-constructed agreement rate (and how many questions it covers)."""
+    from store.tables import Metric
+
+    if agreement.rate is None:
+        return
+    for name, value in ((CONSENSUS_METRIC, agreement.rate), (f"{CONSENSUS_METRIC}_n", agreement.compared)):
+        session.add(
+            Metric(
+                run_id=run_id,
+                round_id=round_id,
+                checkpoint_id=checkpoint_id,
+                name=name,
+                value=float(value),
+                split=split,
+            )
+        )

@@ -1,0 +1,117 @@
+"""What the warm-up and the GRPO trainer share: trainable parts and their learning rates, checkpoints.
+
+The trainable parts are the language model (through a LoRA adapter, or in full) and the vision-to-LM
+projector (nano's `projector`, Qwen-VL's `visual.merger`), each with its own learning rate; frozen
+vision towers stay frozen. A checkpoint is always a plain Hugging Face directory (LoRA merged in), so
+`models.loader.load_model` reads it like any other, and it is recorded as a `store.tables.Checkpoint`.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from videozero.models.loader import LoadedModel
+from videozero.solver.frame_cache import FrameCellCache
+
+PROJECTOR_NAMES = ("projector", "visual.merger")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def is_projector(name: str) -> bool:
+    return any(part in name for part in PROJECTOR_NAMES)
+
+
+def prepare_trainable(lm: LoadedModel, lora: dict | None, train_projector: bool) -> None:
+    """Attach a fresh LoRA adapter (peft kwargs) or unfreeze the LM; unfreeze the projector if asked.
+
+    Vision towers (Qwen-VL's `visual` blocks) stay frozen; nano's frame encoder is outside the model.
+    """
+    model = lm.model
+    if lora is not None and not hasattr(model, "peft_config"):
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(**lora))
+        lm.model = model
+    for name, param in model.named_parameters():
+        if is_projector(name):
+            param.requires_grad_(train_projector)
+        elif lora is not None:
+            param.requires_grad_("lora_" in name)
+        else:
+            param.requires_grad_(not name.startswith(("visual.", "model.visual.")) and ".visual." not in name)
+
+
+def param_groups(
+    model: torch.nn.Module, lr: float, projector_lr: float, weight_decay: float = 0.0
+) -> list[dict]:
+    """Optimiser groups: the projector at `projector_lr`, every other trainable tensor at `lr`."""
+    proj = [p for n, p in model.named_parameters() if p.requires_grad and is_projector(n)]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not is_projector(n)]
+    groups = []
+    if rest:
+        groups.append({"params": rest, "lr": lr, "weight_decay": weight_decay, "name": "lm"})
+    if proj and projector_lr > 0:
+        groups.append({"params": proj, "lr": projector_lr, "weight_decay": weight_decay, "name": "projector"})
+    return groups
+
+
+def trainable_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _drop_caches(module: torch.nn.Module) -> None:
+    for sub in module.modules():
+        if isinstance(sub.__dict__.get("frame_cells"), FrameCellCache):
+            del sub.__dict__["frame_cells"]
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of `model` in eval mode (the KL reference)."""
+    ref = copy.deepcopy(model)
+    ref.requires_grad_(False)
+    return ref.eval()
+
+
+def save_checkpoint(lm: LoadedModel, out: str | Path) -> Path:
+    """Save `lm` as a plain HF directory (LoRA merged into a copy; the training model is untouched)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(lm.model)
+    if hasattr(model, "peft_config"):
+        model = model.merge_and_unload()
+    _drop_caches(model)
+    model.requires_grad_(True)
+    model.save_pretrained(out)
+    lm.tokenizer.save_pretrained(out)
+    return out
+
+
+def record_checkpoint(
+    store,
+    path: str | Path,
+    base_model: str,
+    stage: str,
+    role: str = "solver",
+    run_id: int | None = None,
+    round_id: int | None = None,
+) -> int:
+    """Add a `Checkpoint` row for a saved directory and return its id."""
+    from store.tables import Checkpoint
+
+    with store.write() as session:
+        row = Checkpoint(
+            run_id=run_id, round_id=round_id, role=role, stage=stage, path=str(path), base_model=base_model
+        )
+        session.add(row)
+        session.flush()
+        return int(row.id)
