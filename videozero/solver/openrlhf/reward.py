@@ -1,0 +1,110 @@
+"""OpenRLHF reward module: `reward_func(queries, prompts, labels)` over the same `rewards.solver_reward`.
+
+Pass this file to OpenRLHF with `--reward.remote_url <path to this file>`; OpenRLHF calls
+`reward_func(queries, prompts, labels, **kwargs)` with `queries` the decoded prompt + response strings,
+`prompts` the decoded prompts and `labels` the dataset's label column (our JSON strings), and expects
+`{"rewards": tensor, "scores": tensor in [0, 1] (dynamic filtering), "extra_logs": {name: tensor}}`.
+
+Reward weights come from the environment variable VIDEOZERO_REWARD_WEIGHTS (JSON of
+`rewards.RewardWeights` fields), so a launch can set them without editing code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from videozero.answer_format import parse_answer
+from videozero.errors import VideozeroError
+from videozero.rewards import RewardWeights, solver_reward
+
+ASSISTANT_START = "<|im_start|>assistant\n"
+END_MARKERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|end_of_text|>")
+WEIGHTS_ENV = "VIDEOZERO_REWARD_WEIGHTS"
+
+
+def response_of(query: str, prompt: str | None = None) -> str:
+    """The model's response inside an OpenRLHF query (prompt + response, special tokens possibly kept).
+
+    >>> response_of("<|im_start|>user\\nQ<|im_end|>\\n<|im_start|>assistant\\n<answer>B</answer><|im_end|>")
+    '<answer>B</answer>'
+    """
+    if prompt and query.startswith(prompt):
+        text = query[len(prompt) :]
+    else:
+        cut = query.rfind(ASSISTANT_START)
+        text = query[cut + len(ASSISTANT_START) :] if cut >= 0 else query
+    for marker in END_MARKERS:
+        while text.endswith(marker) or text.rstrip().endswith(marker):
+            text = text.rstrip()[: -len(marker)]
+    return text.strip()
+
+
+def read_label(label: Any) -> dict[str, Any]:
+    """A label as written by `dataset.openrlhf_row` (a JSON string or an already decoded dict)."""
+    if isinstance(label, dict):
+        data = label
+    else:
+        try:
+            data = json.loads(label)
+        except (TypeError, json.JSONDecodeError):
+            raise VideozeroError(
+                f"label {str(label)[:80]!r} is not the JSON this reward reads: export the dataset with "
+                "videozero.solver.openrlhf.dataset."
+            ) from None
+    if not isinstance(data, dict) or "answer" not in data:
+        raise VideozeroError(
+            f"label {str(label)[:80]!r} has no answer: export the dataset with videozero.solver.openrlhf.dataset."
+        )
+    return data
+
+
+def weights_from_env() -> RewardWeights:
+    raw = os.environ.get(WEIGHTS_ENV)
+    if not raw:
+        return RewardWeights()
+    try:
+        return RewardWeights(**json.loads(raw))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        raise VideozeroError(f"{WEIGHTS_ENV}={raw[:80]!r} is not JSON of RewardWeights fields.") from None
+
+
+def score_response(response: str, label: dict[str, Any], weights: RewardWeights):
+    """`rewards.SolverReward` of one response against one decoded label."""
+    duration = label.get("duration")
+    parsed = parse_answer(response, duration)
+    spans = [tuple(map(float, s)) for s in label.get("evidence") or []]
+    return solver_reward(
+        parsed.format_ok,
+        parsed.answer,
+        parsed.spans,
+        str(label["answer"]),
+        spans,
+        label.get("answer_kind", "option"),
+        weights,
+        duration,
+    )
+
+
+def reward_func(queries, prompts, labels, **kwargs) -> dict[str, Any]:
+    """OpenRLHF's custom reward entry point."""
+    import torch
+
+    weights = weights_from_env()
+    prompts = list(prompts) if prompts is not None else [None] * len(queries)
+    parts = [
+        score_response(response_of(q, p), read_label(label), weights)
+        for q, p, label in zip(queries, prompts, labels, strict=True)
+    ]
+    rewards = torch.tensor([r.total for r in parts], dtype=torch.float32)
+    accuracy = torch.tensor([r.accuracy for r in parts], dtype=torch.float32)
+    return {
+        "rewards": rewards,
+        "scores": accuracy,
+        "extra_logs": {
+            "format": torch.tensor([r.format for r in parts], dtype=torch.float32),
+            "accuracy": accuracy,
+            "alignment": torch.tensor([r.alignment for r in parts], dtype=torch.float32),
+        },
+    }
