@@ -2,10 +2,15 @@
 
 Sampling targets a frame rate on the time axis, not on frame indices, so variable-frame-rate videos
 get frames at the times they are shown, and every frame carries the time the decoder reports for it.
+The container's header is read first (PyAV, no decoding) so that files which are not videos, hold no
+video stream or are too large are refused with a clear reason before decord opens them once, already
+at the working resolution.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +18,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from videozero.errors import VideozeroError
+
+# Largest frame decoded (8K UHD): bigger frames cost gigabytes per second of video to decode.
+MAX_PIXELS = 7680 * 4320
 
 
 class SamplingConfig(BaseModel):
@@ -33,7 +41,8 @@ class VideoClip:
     """Sampled frames of one video and when each is shown.
 
     `frames` is uint8 [T, H, W, 3] RGB; `timestamps` float64 [T] seconds from the start of the video
-    (the decoder's presentation time of each frame); `indices` the frames' indices in the container.
+    (the decoder's presentation time of each frame); `indices` the frames' indices in the container;
+    `frame_count` how many frames the container holds.
     """
 
     path: str
@@ -43,9 +52,19 @@ class VideoClip:
     duration_s: float
     native_fps: float
     native_size: tuple[int, int]
+    frame_count: int = 0
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    """What the container says about its first video stream, read without decoding."""
+
+    width: int
+    height: int
+    codec: str
 
 
 def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -64,17 +83,22 @@ def sample_indices(starts: np.ndarray, fps: float, max_frames: int) -> np.ndarra
     """Indices of the frames nearest to an even time grid at `fps`, at most `max_frames` of them.
 
     `starts` are the presentation times of all frames (sorted). If the grid has more points than
-    `max_frames`, the grid is spread evenly over the whole video instead.
+    `max_frames`, the grid is spread evenly over the whole video instead. Decoders report times as
+    float32, so the grid's length tolerates 1e-3 of a grid period plus float32 rounding: sampling at
+    the native rate keeps every frame, the last one included.
 
     >>> sample_indices(np.array([0.0, 0.1, 0.2, 0.5, 0.6, 0.9]), fps=2.0, max_frames=10).tolist()
     [0, 3]
     >>> sample_indices(np.arange(100) / 10, fps=10.0, max_frames=4).tolist()
     [0, 33, 66, 99]
+    >>> len(sample_indices((np.arange(273) / 30).astype(np.float32), fps=30.0, max_frames=1000))
+    273
     """
     if len(starts) == 0:
         return np.zeros(0, dtype=np.int64)
     t0, t1 = float(starts[0]), float(starts[-1])
-    n = int(np.floor((t1 - t0) * fps + 1e-9)) + 1
+    tolerance = 1e-3 + 4 * float(np.finfo(np.float32).eps) * max(abs(t0), abs(t1)) * fps
+    n = int(np.floor((t1 - t0) * fps + tolerance)) + 1
     grid = np.linspace(t0, t1, max_frames) if n > max_frames else t0 + np.arange(n) / fps
     pos = np.clip(np.searchsorted(starts, grid), 1, len(starts) - 1)
     left, right = starts[pos - 1], starts[pos]
@@ -84,32 +108,93 @@ def sample_indices(starts: np.ndarray, fps: float, max_frames: int) -> np.ndarra
     return np.unique(nearest)
 
 
+def check_readable(path: Path) -> None:
+    """Raise VideozeroError unless `path` is a non-empty file this process may read."""
+    if not path.exists():
+        raise VideozeroError(f"{path} does not exist: check the path.")
+    if not path.is_file():
+        raise VideozeroError(f"{path} is not a regular file: pass a video file or a folder of videos.")
+    if not os.access(path, os.R_OK):
+        raise VideozeroError(f"{path} cannot be read (permission denied): make it readable (chmod +r).")
+    if path.stat().st_size == 0:
+        raise VideozeroError(f"{path} is empty (0 bytes): replace it with a complete video file.")
+
+
+def read_header(path: str | Path) -> VideoHeader:
+    """The first video stream's size and codec from the container header; refuses non-videos and
+    frames larger than MAX_PIXELS."""
+    import av
+
+    path = Path(path)
+    check_readable(path)
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            streams = container.streams.video
+            if not streams:
+                raise VideozeroError(f"{path} holds no video stream: pass a video file.")
+            ctx = streams[0].codec_context
+            width, height, codec = int(ctx.width or 0), int(ctx.height or 0), str(ctx.name or "?")
+    except VideozeroError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise VideozeroError(
+            f"{path} is not a readable video (not a video format, or truncated or corrupt: "
+            f"{_reason(exc)}): replace it with a complete video file."
+        ) from None
+    if width <= 0 or height <= 0:
+        raise VideozeroError(f"{path} has a video stream without a frame size: it is corrupt; replace it.")
+    if width * height > MAX_PIXELS:
+        raise VideozeroError(
+            f"{path} is {width}x{height}, larger than the {MAX_PIXELS / 1e6:.0f}-megapixel limit: "
+            "downscale it first (e.g. ffmpeg -i IN -vf scale=-2:1080 OUT)."
+        )
+    return VideoHeader(width=width, height=height, codec=codec)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first informative line of a decoder error, short enough for a one-sentence message."""
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror.rstrip(".")
+    for line in str(exc).splitlines():
+        line = re.sub(r"^\[[\d:]+\] \S+:\d+: (Error: )?", "", line.strip())
+        if line and not line.startswith("Stack trace"):
+            return line.rstrip(".")[:160]
+    return type(exc).__name__
+
+
 def decode_video(path: str | Path, sampling: SamplingConfig | None = None) -> VideoClip:
     """Decode `path` at `sampling`; raises VideozeroError with the reason if it cannot be read."""
     import decord
 
     sampling = sampling or SamplingConfig()
     path = Path(path)
-    if not path.is_file():
-        raise VideozeroError(f"{path} is not a file.")
+    header = read_header(path)
+    decord.logging.set_level(decord.logging.QUIET)
+    w, h = working_size(header.width, header.height, sampling.short_side)
     try:
-        probe = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        count = len(probe)
-        if count == 0:
-            raise VideozeroError(f"{path} holds no video frames.")
-        height, width = probe[0].shape[:2]
-        native_fps = float(probe.get_avg_fps())
-        times = probe.get_frame_timestamp(np.arange(count))
-        del probe
-        w, h = working_size(width, height, sampling.short_side)
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=w, height=h, num_threads=1)
+        count = len(reader)
+        if count == 0:
+            raise VideozeroError(f"{path} holds no video frames: replace it with a complete video file.")
+        native_fps = float(reader.get_avg_fps())
+        times = reader.get_frame_timestamp(np.arange(count))
         indices = sample_indices(times[:, 0], sampling.fps, sampling.max_frames)
         frames = reader.get_batch(indices.tolist()).asnumpy()
+        del reader
     except VideozeroError:
         raise
-    except (decord.DECORDError, RuntimeError, IndexError) as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise VideozeroError(f"{path} could not be decoded as a video ({reason}).") from None
+    except (decord.DECORDError, RuntimeError, IndexError, ValueError) as exc:
+        raise VideozeroError(
+            f"{path} could not be decoded (truncated or corrupt: {_reason(exc)}): replace it with a "
+            "complete video file."
+        ) from None
+    except MemoryError:
+        raise VideozeroError(
+            f"{path} needs more memory than is free at {sampling.key}: lower --max-frames."
+        ) from None
+    if not np.all(np.isfinite(times)) or np.any(np.diff(times[:, 0]) < 0):
+        raise VideozeroError(f"{path} has broken frame timestamps: remux it (ffmpeg -i IN -c copy OUT).")
     return VideoClip(
         path=str(path),
         frames=frames,
@@ -117,5 +202,6 @@ def decode_video(path: str | Path, sampling: SamplingConfig | None = None) -> Vi
         indices=indices.astype(np.int64),
         duration_s=float(times[-1, 1]),
         native_fps=native_fps,
-        native_size=(int(width), int(height)),
+        native_size=(header.width, header.height),
+        frame_count=count,
     )
