@@ -8,7 +8,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from store import StoreError
-from videozero.cli import db, model, qa
+from videozero.cli import db, mine, model, qa
 from videozero.cli.common import err_console
 from videozero.errors import VideozeroError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db.app, name="db")
+app.command("mine")(mine.mine)
 app.add_typer(model.app, name="model")
 app.add_typer(qa.app, name="qa")
 

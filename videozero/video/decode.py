@@ -131,7 +131,9 @@ def read_header(path: str | Path) -> VideoHeader:
         with av.open(str(path), metadata_errors="ignore") as container:
             streams = container.streams.video
             if not streams:
-                raise VideozeroError(f"{path} holds no video stream: pass a video file.")
+                raise VideozeroError(
+                    f"{path} holds no video frames (zero-length, or no video track): pass a video with frames."
+                )
             ctx = streams[0].codec_context
             width, height, codec = int(ctx.width or 0), int(ctx.height or 0), str(ctx.name or "?")
     except VideozeroError:
