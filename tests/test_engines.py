@@ -180,3 +180,16 @@ def test_vllm_matches_transformers_greedy() -> None:
     )
     agree = sum(a[0].token_ids == b[0].token_ids for a, b in zip(ours, theirs, strict=True))
     assert agree >= len(requests) - 1
+
+
+def test_sampler_draws_from_the_warped_distribution() -> None:
+    from videozero.models.engines.transformers_engine import sampling_processors
+
+    torch.manual_seed(0)
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, 3.0]]).repeat(20000, 1)
+    picked = sampling_processors(SamplingParams(temperature=0.7))(None, logits.clone()).argmax(-1)
+    freq = torch.bincount(picked, minlength=5).float() / len(picked)
+    assert torch.allclose(freq, (logits[0] / 0.7).softmax(-1), atol=0.015)
+    top2 = sampling_processors(SamplingParams(top_k=2))(None, logits.clone()).argmax(-1)
+    assert set(top2.tolist()) == {0, 4}
+    assert abs(float((top2 == 4).float().mean()) - float(torch.tensor([3.0, 2.0]).softmax(0)[0])) < 0.015

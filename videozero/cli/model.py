@@ -104,3 +104,31 @@ def init(
     table.add_row("threads", str(torch.get_num_threads()))
     table.add_row("seconds", f"{time.perf_counter() - started:.0f}")
     console.print(table)
+
+
+@app.command("info")
+def info(
+    model: Annotated[str, typer.Argument(help="hub id or local directory of a video LM")],
+) -> None:
+    """Show what the loader makes of a model: family, size, vision layout, vocabulary."""
+    from videozero.models.loader import load_model
+
+    lm = load_model(model, device="cpu")
+    table = Table(title=model, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("family", lm.family)
+    table.add_row("class", type(lm.model).__name__)
+    table.add_row("parameters", f"{sum(p.numel() for p in lm.model.parameters()) / 1e6:.1f} M")
+    table.add_row("dtype", str(lm.dtype).removeprefix("torch."))
+    table.add_row("vocabulary", str(len(lm.tokenizer)))
+    if lm.family == "nano":
+        cfg = lm.model.config
+        table.add_row("frames", f"{cfg.frame_size} px, {cfg.frame_grid}x{cfg.frame_grid} tokens each")
+    else:
+        v = lm.vision
+        table.add_row(
+            "patches",
+            f"{v.patch_size} px, {v.temporal_patch_size} frames, merge {v.merge_size}x{v.merge_size}",
+        )
+    console.print(table)

@@ -251,8 +251,19 @@ def build_batch(
     prompt_lengths: list[int] = []
     row_regions: list[list[int]] = []
     eos = tok.convert_tokens_to_ids("<|im_end|>")
+    rendered: dict[
+        int, tuple[list[int], dict[str, list]]
+    ] = {}  # a request repeated (n samples) is rendered once
     for i, request in enumerate(requests):
-        prompt_ids = tok(render_prompt(lm, request, mm), add_special_tokens=False)["input_ids"]
+        if id(request) not in rendered:
+            own = _empty_mm()
+            rendered[id(request)] = (
+                tok(render_prompt(lm, request, own), add_special_tokens=False)["input_ids"],
+                own,
+            )
+        prompt_ids, own = rendered[id(request)]
+        for key, values in own.items():
+            mm[key].extend(values)
         completion = completions[i] if completions is not None else None
         if completion is None:
             completion_ids: list[int] = []

@@ -1,0 +1,1 @@
+"""Generation engines behind one interface: transformers `generate` and vLLM (optional, imported lazily)."""
