@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from store import StoreError
 from videozero.cli import db, mine, model, qa
 from videozero.cli.common import err_console
+from videozero.cli.eval import eval_command
 from videozero.errors import VideozeroError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(db.app, name="db")
 app.command("mine")(mine.mine)
 app.add_typer(model.app, name="model")
 app.add_typer(qa.app, name="qa")
+app.command("eval")(eval_command)
 
 
 def main() -> None:

@@ -1,0 +1,248 @@
+"""`videozero eval`: score checkpoints on the run's held-out questions, the round diagnostics and a
+benchmark, then print the run's figures side by side and plot them."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from videozero.cli.common import DbOption, console, resolve_db, workdir_default
+from videozero.errors import VideozeroError
+
+REFERENCES = ("all", "base", "warmup")
+
+
+def _is_reference(model: str) -> bool:
+    return model in REFERENCES or model.startswith("round:")
+
+
+def select_columns(columns: list, model: str, run: str) -> list:
+    """The run's checkpoints a `--model` reference names (all, base, warmup, round:N)."""
+    from videozero.evaluation.report import Column
+
+    have = ", ".join(c.label for c in columns) or "none"
+    if model == "all":
+        chosen = columns
+    elif model in ("base", "warmup"):
+        chosen = [c for c in columns if c.stage == model][-1:]
+    else:
+        index = model.removeprefix("round:")
+        if not index.isdigit():
+            raise VideozeroError(
+                f"--model {model!r} is not a round reference: write round:N with N a round index, e.g. round:0."
+            )
+        chosen = [c for c in columns if c.stage == "grpo" and c.round_index == int(index)]
+    if not chosen:
+        raise VideozeroError(f"run {run!r} has no solver checkpoint for {model!r} (its checkpoints: {have}).")
+    return [c for c in chosen if isinstance(c, Column)]
+
+
+def _pick_run(session, run: str | None) -> tuple[int, str] | None:
+    from sqlalchemy import select
+
+    from store.queries import run_id
+    from store.tables import Run
+
+    if run is not None:
+        return run_id(session, run), run
+    names = session.scalars(select(Run.name).order_by(Run.id)).all()
+    if len(names) > 1:
+        raise VideozeroError(
+            f"the store holds {len(names)} runs ({', '.join(names[:5])}): pick one with --run."
+        )
+    return (run_id(session, names[0]), names[0]) if names else None
+
+
+def eval_command(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="a checkpoint directory or model id, or a checkpoint of the run: round:N, base, warmup, all",
+            show_default=False,
+        ),
+    ],
+    run: Annotated[str | None, typer.Option("--run", help="run name (default: the store's only run)")] = None,
+    benchmark: Annotated[
+        str | None, typer.Option("--benchmark", help="also evaluate on this benchmark, e.g. asl_grounding")
+    ] = None,
+    annotations: Annotated[
+        Path | None,
+        typer.Option(
+            "--annotations",
+            help="the benchmark's annotation file (ASL: <workdir>/benchmarks/asl_grounding/items.jsonl)",
+        ),
+    ] = None,
+    videos: Annotated[
+        Path | None,
+        typer.Option(
+            "--videos", help="folder of the benchmark's videos (default: videos/ beside the annotations)"
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="at most N questions and N benchmark items")
+    ] = None,
+    heldout: Annotated[
+        bool,
+        typer.Option(
+            "--heldout/--no-heldout", help="score the run's held-out questions and round diagnostics"
+        ),
+    ] = True,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="PNG plot (default: <workdir>/reports/<run>-eval.png)")
+    ] = None,
+    fps: Annotated[float, typer.Option("--fps", min=0.01, help="frames per second of video")] = 2.0,
+    max_frames: Annotated[
+        int, typer.Option("--max-frames", min=1, help="at most this many frames per video")
+    ] = 32,
+    short_side: Annotated[int, typer.Option("--short-side", min=16, help="frame short side in pixels")] = 224,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=8)] = 96,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="work directory (default: $VIDEOZERO_WORKDIR or ./videozero_work)"),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Evaluate checkpoints (held-out questions, diagnostics, a benchmark) and compare the run's rounds."""
+    from store import StoreError, open_store
+    from videozero.evaluation.benchmarks import BENCHMARKS
+    from videozero.evaluation.report import Column, Report, report_plot, report_table, run_columns, run_report
+    from videozero.evaluation.runner import EvalConfig
+    from videozero.video.cache import VideoCache
+
+    workdir = workdir or workdir_default()
+    if annotations is not None and benchmark is None:
+        raise VideozeroError("--annotations needs --benchmark NAME to say how to read the file.")
+    if benchmark is not None:
+        if benchmark not in BENCHMARKS:
+            raise VideozeroError(f"unknown benchmark {benchmark!r}: choose one of {', '.join(BENCHMARKS)}.")
+        if annotations is None:
+            if benchmark != "asl_grounding":
+                raise VideozeroError(
+                    f"--benchmark {benchmark} needs --annotations FILE (its annotation file)."
+                )
+            annotations = workdir / "benchmarks" / "asl_grounding" / "items.jsonl"
+        if not annotations.is_file():
+            raise VideozeroError(
+                f"the annotation file {annotations} does not exist: pass the benchmark's file with --annotations."
+            )
+        if videos is not None and not videos.is_dir():
+            raise VideozeroError(
+                f"--videos {videos} is not a folder: pass the folder holding the benchmark's videos."
+            )
+    config = EvalConfig(
+        fps=fps,
+        max_frames=max_frames,
+        short_side=short_side,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        limit=limit,
+    )
+
+    url = resolve_db(db, workdir)
+    store = None
+    if _is_reference(model) or run is not None or db is not None:
+        store = open_store(url, create=False)
+    else:
+        try:
+            store = open_store(url, create=False)
+        except StoreError:  # no store: a plain model is evaluated on the benchmark alone
+            store = None
+    picked = None
+    columns: list[Column] = []
+    if store is not None:
+        with store.session() as session:
+            picked = _pick_run(session, run)
+            if picked is not None:
+                columns = run_columns(session, picked[0])
+    if _is_reference(model):
+        if picked is None:
+            raise VideozeroError(
+                "the store holds no runs, so there are no rounds to evaluate: pass a model directory."
+            )
+        targets = select_columns(columns, model, picked[1])
+    else:
+        same = [
+            c
+            for c in columns
+            if c.path and Path(c.path).expanduser().resolve() == Path(model).expanduser().resolve()
+        ]
+        targets = same[-1:] or [Column(Path(model).name or model, None, "", None, model)]
+    if benchmark is None and (picked is None or not heldout):
+        raise VideozeroError("nothing to evaluate: pass --benchmark NAME, or --run with held-out questions.")
+
+    cache = VideoCache(workdir / "cache")
+    extra = []
+    notes: list[str] = []
+    for target in targets:
+        figures_here = _evaluate_one(
+            target, store, picked, benchmark, annotations, videos, heldout, config, cache, device, notes
+        )
+        if target.checkpoint_id is None:
+            extra.append((target, figures_here))
+
+    if picked is not None:
+        with store.session() as session:
+            report = run_report(session, picked[0], picked[1], extra)
+        name = picked[1]
+    else:
+        report = Report("(no run)", [c for c, _ in extra], {})
+        for column, figures in extra:
+            for key, value in figures.items():
+                report.values.setdefault(key, {})[column.label] = value
+        name = "models"
+    console.print(report_table(report))
+    for note in dict.fromkeys(notes):
+        console.print(f"note: {note}", highlight=False)
+    path = report_plot(report, out or workdir / "reports" / f"{name}-eval.png")
+    console.print(f"plot: {path}", highlight=False)
+
+
+def _evaluate_one(
+    target, store, picked, benchmark, annotations, videos, heldout, config, cache, device, notes
+) -> dict:
+    """Evaluate one model; stored checkpoints get their figures written, others have them returned."""
+    from videozero.evaluation.heldout import checkpoint_row, evaluate_heldout, probe_round
+    from videozero.evaluation.runner import evaluate_benchmark
+    from videozero.evaluation.stored import write_metrics
+    from videozero.models.engines.transformers_engine import TransformersEngine
+    from videozero.models.loader import load_model
+
+    figures: dict = {}
+    lm = load_model(target.path, device=device)
+    engine = TransformersEngine(lm, config.batch_size)
+    cid = target.checkpoint_id
+    if cid is not None and heldout:
+        with console.status(f"{target.label}: held-out questions"):
+            got = evaluate_heldout(engine, store, picked[0], cid, config, cache)
+        if not got:
+            notes.append(f"run {picked[1]} has no held-out questions (split 'heldout') to score.")
+        with store.session() as session:
+            round_id = checkpoint_row(session, cid).round_id
+        if round_id is not None:
+            with console.status(f"{target.label}: diagnostics on the round's accepted questions"):
+                if not probe_round(engine, store, picked[0], round_id, cid, config, cache):
+                    notes.append(f"{target.label} has no accepted questions in its round: no diagnostics.")
+    elif cid is None and picked is not None and heldout:
+        notes.append(
+            f"{target.path} is not a checkpoint of run {picked[1]}: only the benchmark is scored, and not stored."
+        )
+    if benchmark is not None:
+        with console.status(f"{target.label}: {benchmark}"):
+            result = evaluate_benchmark(engine, benchmark, annotations, videos, config, cache)
+        notes.append(f"{benchmark}: {result.videos}")
+        notes.extend(f"{benchmark}: {n}" for n in result.notes)
+        if cid is not None:
+            with store.write() as session:
+                round_id = checkpoint_row(session, cid).round_id
+                write_metrics(session, picked[0], round_id, cid, benchmark, result.figures, whole_split=True)
+        else:
+            figures = {(benchmark, k): v for k, v in result.figures.items()}
+    del engine, lm
+    gc.collect()
+    return figures

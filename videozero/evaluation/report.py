@@ -1,0 +1,182 @@
+"""The side-by-side report of a run: every figure of every solver checkpoint (base, warm-up, round 0,
+1, ...) as a table and as a PNG plot, so a user sees whether the rounds helped."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.tables import Checkpoint, Round
+from videozero.errors import VideozeroError
+from videozero.evaluation.stored import read_metrics
+
+STAGE_ORDER = {"base": 0, "warmup": 1, "grpo": 2}
+SPLIT_ORDER = {"heldout": 0, "diagnostics": 1, "train": 3}
+# Figures drawn in the plot (the table shows every figure).
+PLOTTED = (
+    "accuracy",
+    "mIoU",
+    "R1@0.5",
+    "format_rate",
+    "video_dependency",
+    "key_necessity",
+    "key_specificity",
+    "Acc@QA",
+    "Acc@GQA",
+    "mAP",
+)
+
+# Per-family figures shown in the table (all are stored).
+FAMILY_ROWS = ("accuracy", "mIoU")
+
+Key = tuple[str, str]  # (split, name)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One model in the report: a stored checkpoint (with its stage and round) or a model evaluated
+    without being a checkpoint of the run (checkpoint_id None)."""
+
+    label: str
+    checkpoint_id: int | None = None
+    stage: str = ""
+    round_index: int | None = None
+    path: str = ""
+
+
+def checkpoint_label(stage: str, round_index: int | None, checkpoint_id: int) -> str:
+    """ "base", "warmup", "round N", else the stage and id."""
+    if stage == "grpo" and round_index is not None:
+        return f"round {round_index}"
+    if stage in ("base", "warmup"):
+        return stage
+    return f"{stage or 'checkpoint'} {checkpoint_id}"
+
+
+def run_columns(session: Session, run_id: int, role: str = "solver") -> list[Column]:
+    """The run's checkpoints of `role` in training order: base, warm-up, then rounds by index."""
+    rows = session.execute(
+        select(Checkpoint.id, Checkpoint.stage, Round.round_index, Checkpoint.path)
+        .outerjoin(Round, Round.id == Checkpoint.round_id)
+        .where(Checkpoint.run_id == run_id, Checkpoint.role == role)
+    ).all()
+    rows.sort(
+        key=lambda r: (STAGE_ORDER.get(r.stage, 3), r.round_index if r.round_index is not None else -1, r.id)
+    )
+    columns, seen = [], set()
+    for cid, stage, round_index, path in rows:
+        label = checkpoint_label(stage, round_index, cid)
+        if label in seen:
+            label = f"{label} (#{cid})"
+        seen.add(label)
+        columns.append(Column(label, cid, stage, round_index, path))
+    return columns
+
+
+@dataclass
+class Report:
+    """Figures keyed by (split, name), one value per column label; columns in training order."""
+
+    run: str
+    columns: list[Column]
+    values: dict[Key, dict[str, float]] = field(default_factory=dict)
+
+    def rows(self) -> list[Key]:
+        """Rows in reading order: held-out, diagnostics, benchmarks, train; overall figures before families."""
+
+        def order(key: Key) -> tuple:
+            split, name = key
+            return (
+                SPLIT_ORDER.get(split, 2),
+                split,
+                "/" in name,
+                name.split("/")[0] if "/" in name else "",
+                name,
+            )
+
+        return sorted(self.values, key=order)
+
+
+def run_report(
+    session: Session, run_id: int, run_name: str, extra: Sequence[tuple[Column, Mapping[Key, float]]] = ()
+) -> Report:
+    """The stored figures of every checkpoint of the run that has any, plus `extra` models evaluated
+    outside the run (shown in their own columns, not stored)."""
+    columns = run_columns(session, run_id)
+    label = {c.checkpoint_id: c.label for c in columns}
+    values: dict[Key, dict[str, float]] = {}
+    for m in read_metrics(session, run_id):
+        if m.checkpoint_id in label:
+            values.setdefault((m.split, m.name), {})[label[m.checkpoint_id]] = m.value
+    used = {lab for per in values.values() for lab in per}
+    shown = [c for c in columns if c.label in used]
+    for column, figures in extra:
+        shown.append(column)
+        for key, value in figures.items():
+            values.setdefault(key, {})[column.label] = value
+    return Report(run_name, shown, values)
+
+
+def _cell(value: float | None, name: str) -> str:
+    if value is None:
+        return "-"
+    if name == "n" or name.endswith(("_n", "/n")):
+        return f"{value:.0f}"
+    return f"{value:.3f}"
+
+
+def report_table(report: Report) -> Table:
+    """A rich table: one row per overall figure and per family's accuracy and mIoU, one column per model."""
+    table = Table(title=f"evaluation of run {report.run}", title_justify="left")
+    table.add_column("split")
+    table.add_column("figure")
+    for column in report.columns:
+        table.add_column(column.label, justify="right")
+    for split, name in report.rows():
+        if "/" in name and name.rsplit("/", 1)[1] not in FAMILY_ROWS:
+            continue
+        per = report.values[(split, name)]
+        table.add_row(split, name, *(_cell(per.get(c.label), name) for c in report.columns))
+    return table
+
+
+def report_plot(report: Report, path: Path) -> Path:
+    """A PNG with one panel per split: the main figures of each model, models in training order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = sorted({s for s, n in report.values if n in PLOTTED}, key=lambda s: (SPLIT_ORDER.get(s, 2), s))
+    if not splits or not report.columns:
+        raise VideozeroError(f"run {report.run} has no figures to plot yet: evaluate a checkpoint first.")
+    labels = [c.label for c in report.columns]
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits) + 1, 4), squeeze=False)
+    for ax, split in zip(axes[0], splits, strict=True):
+        for name in PLOTTED:
+            per = report.values.get((split, name))
+            if not per:
+                continue
+            xs = [i for i, lab in enumerate(labels) if lab in per]
+            ax.plot(xs, [per[labels[i]] for i in xs], marker="o", label=name)
+        ax.set_title(split)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"run {report.run}: figures per checkpoint")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise VideozeroError(f"cannot write the plot {path} ({exc.strerror}): pass another --out.") from None
+    finally:
+        plt.close(fig)
+    return path

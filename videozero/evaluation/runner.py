@@ -1,0 +1,158 @@
+"""Evaluate a model on a benchmark: find its videos, decode them at the evaluation protocol's sampling,
+generate one greedy answer per item, and score the answers with the benchmark's official figures.
+
+The protocol follows the method's authors: frames at 2 fps, at most 32 per video, greedy decoding.
+ASL grounding items carry a query clip (the sign, from the partner video); it is shown to the model as
+a few labelled still frames beside the video, so the video input stays the one being grounded in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from videozero.errors import VideozeroError
+from videozero.evaluation.benchmarks import (
+    GroundingItem,
+    Prediction,
+    load_benchmark,
+    resolve_videos,
+    score,
+)
+from videozero.models.engines.base import GenerationEngine, SamplingParams
+from videozero.models.prompt import Request, VideoInput
+from videozero.video.cache import VideoCache, cached_clip, file_sha256
+from videozero.video.decode import SamplingConfig, VideoClip, decode_video
+
+
+class EvalConfig(BaseModel):
+    """How a model is evaluated; the defaults are the authors' protocol (2 fps, 32 frames, greedy)."""
+
+    fps: float = Field(2.0, gt=0, le=30, description="frames per second of video time")
+    max_frames: int = Field(32, ge=1, le=512, description="at most this many frames per video")
+    short_side: int = Field(224, ge=16, le=1080, description="frames resized so the short side is this")
+    query_frames: int = Field(4, ge=1, le=16, description="still frames shown of a query clip (ASL)")
+    max_new_tokens: int = Field(96, ge=8, le=4096, description="answer length cap")
+    batch_size: int = Field(8, ge=1, description="sequences per generate call")
+    limit: int | None = Field(None, ge=1, description="evaluate only the first N items or questions")
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(fps=self.fps, max_frames=self.max_frames, short_side=self.short_side)
+
+    @property
+    def greedy(self) -> SamplingParams:
+        return SamplingParams(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
+
+
+def load_clip(path: str | Path, sampling: SamplingConfig, cache: VideoCache | None = None) -> VideoClip:
+    """A video's sampled frames with their true timestamps, through the frame cache when one is given."""
+    if cache is None:
+        return decode_video(path, sampling)
+    clip, _ = cached_clip(path, file_sha256(path), sampling, cache)
+    return clip
+
+
+def query_stills(clip: VideoClip, n: int) -> tuple[tuple[str, np.ndarray], ...]:
+    """Up to `n` evenly spaced frames of a query clip, labelled with their order and time in the clip."""
+    if len(clip) == 0:
+        raise VideozeroError(f"the query clip from {clip.path} holds no frames: rebuild the benchmark.")
+    picks = np.unique(np.linspace(0, len(clip) - 1, min(n, len(clip))).round().astype(int))
+    return tuple(
+        (f"query clip frame {k + 1} at {clip.timestamps[i]:.1f} s", clip.frames[i])
+        for k, i in enumerate(picks)
+    )
+
+
+def item_request(
+    item: GroundingItem, config: EvalConfig, cache: VideoCache | None = None
+) -> tuple[Request, float]:
+    """The request a model answers for one benchmark item, and the video's duration (for the parser)."""
+    if item.video_path is None:
+        raise VideozeroError(f"item {item.item_id} has no video: resolve its videos first.")
+    clip = load_clip(item.video_path, config.sampling, cache)
+    images: tuple[tuple[str, np.ndarray], ...] = ()
+    if "query_span" in item.extra:
+        from videozero.evaluation.asl_grounding import query_clip
+
+        images = query_stills(query_clip(item, config.sampling), config.query_frames)
+    duration = item.duration if item.duration is not None else clip.duration_s
+    return Request(item.prompt(), VideoInput.from_clip(clip), images=images), float(duration)
+
+
+@dataclass
+class BenchmarkResult:
+    """The figures of one benchmark run, the predictions behind them, and what was skipped."""
+
+    benchmark: str
+    figures: dict[str, float]
+    predictions: dict[str, Prediction]
+    outputs: dict[str, str]
+    videos: str
+    notes: list[str] = field(default_factory=list)
+
+
+def benchmark_items(
+    name: str, annotations: Path, videos_dir: Path | None = None, limit: int | None = None
+) -> tuple[list[GroundingItem], str, list[str]]:
+    """The items of benchmark `name` whose videos exist, a summary of the video lookup, the reader's notes.
+
+    `videos_dir` defaults to `videos/` beside the annotation file (where the ASL build writes them).
+    Raises a VideozeroError when no item's video is found: nothing could be evaluated.
+    """
+    bench = load_benchmark(name, annotations)
+    if not bench.items:
+        raise VideozeroError(f"{annotations} holds no {name} items: pass the benchmark's annotation file.")
+    folder = Path(videos_dir) if videos_dir is not None else Path(annotations).parent / "videos"
+    resolution = resolve_videos(bench.items, folder)
+    if not resolution.found:
+        raise VideozeroError(
+            f"none of the {len(bench.items)} {name} items has its video in {folder}: pass the folder "
+            "holding the benchmark's videos with --videos."
+        )
+    items = resolution.found[:limit] if limit else resolution.found
+    return items, resolution.summary, list(bench.notes)
+
+
+def evaluate_items(
+    engine: GenerationEngine,
+    name: str,
+    items: Sequence[GroundingItem],
+    config: EvalConfig | None = None,
+    cache: VideoCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, float], dict[str, Prediction], dict[str, str]]:
+    """Greedy answers for `items` in batches, parsed into predictions and scored with the official figures."""
+    config = config or EvalConfig()
+    predictions: dict[str, Prediction] = {}
+    outputs: dict[str, str] = {}
+    for start in range(0, len(items), config.batch_size):
+        chunk = items[start : start + config.batch_size]
+        built = [item_request(item, config, cache) for item in chunk]
+        samples = engine.generate([r for r, _ in built], config.greedy)
+        for item, (_, duration), outs in zip(chunk, built, samples, strict=True):
+            outputs[item.item_id] = outs[0].text
+            predictions[item.item_id] = Prediction.from_output(outs[0].text, duration)
+        if progress is not None:
+            progress(start + len(chunk), len(items))
+    return score(name, items, predictions), predictions, outputs
+
+
+def evaluate_benchmark(
+    engine: GenerationEngine,
+    name: str,
+    annotations: Path,
+    videos_dir: Path | None = None,
+    config: EvalConfig | None = None,
+    cache: VideoCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BenchmarkResult:
+    """Read benchmark `name`, skip (and report) items without a video, evaluate the rest."""
+    config = config or EvalConfig()
+    items, summary, notes = benchmark_items(name, annotations, videos_dir, config.limit)
+    figures, predictions, outputs = evaluate_items(engine, name, items, config, cache, progress)
+    return BenchmarkResult(name, figures, predictions, outputs, summary, notes)
