@@ -125,11 +125,7 @@ def load_model(
     source = str(id_or_dir)
     local_only = _offline() if local_files_only is None else local_files_only
     config = _load_config(source, local_only)
-    family = FAMILIES.get(config.model_type)
-    if family is None:
-        raise VideozeroError(
-            f"model {source!r} is a {config.model_type!r} model; supported are Qwen2-VL, Qwen2.5-VL, Qwen3-VL and nano."
-        )
+    family = _family(config, source)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     where = str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source
@@ -146,11 +142,9 @@ def load_model(
     if lora is not None:
         model = _attach_lora(model, lora)
     model.train(trainable)
-    if family == "nano":
-        vision = VisionSpec(patch_size=1, temporal_patch_size=1, merge_size=1)
-    else:
-        vision = VisionSpec.for_config(config, where if Path(where).is_dir() else None)
-    return LoadedModel(model=model, tokenizer=tokenizer, family=family, vision=vision, source=source)
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, family=family, vision=_vision(family, config, where), source=source
+    )
 
 
 def load_model_info(id_or_dir: str | Path, local_files_only: bool | None = None) -> LoadedModel:
@@ -160,19 +154,27 @@ def load_model_info(id_or_dir: str | Path, local_files_only: bool | None = None)
     source = str(id_or_dir)
     local_only = _offline() if local_files_only is None else local_files_only
     config = _load_config(source, local_only)
+    family = _family(config, source)
+    where = str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source
+    tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+    return LoadedModel(
+        model=None, tokenizer=tokenizer, family=family, vision=_vision(family, config, where), source=source
+    )
+
+
+def _family(config, source: str) -> str:
     family = FAMILIES.get(config.model_type)
     if family is None:
         raise VideozeroError(
-            f"model {source!r} is a {config.model_type!r} model; supported are Qwen2-VL, Qwen2.5-VL, "
-            "Qwen3-VL and nano."
+            f"model {source!r} is a {config.model_type!r} model; supported are Qwen2-VL, Qwen2.5-VL, Qwen3-VL and nano."
         )
-    where = str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source
-    tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+    return family
+
+
+def _vision(family: str, config, where: str) -> VisionSpec:
     if family == "nano":
-        vision = VisionSpec(patch_size=1, temporal_patch_size=1, merge_size=1)
-    else:
-        vision = VisionSpec.for_config(config, where if Path(where).is_dir() else None)
-    return LoadedModel(model=None, tokenizer=tokenizer, family=family, vision=vision, source=source)
+        return VisionSpec(patch_size=1, temporal_patch_size=1, merge_size=1)
+    return VisionSpec.for_config(config, where if Path(where).is_dir() else None)
 
 
 def _attach_lora(model, lora: str | Path | dict):
