@@ -298,7 +298,7 @@ def test_videozero_eval_prints_rounds_side_by_side_and_writes_the_plot(
     proc = videozero(
         "eval", "--model", "all", "--run", "two-rounds", "--db", rounds_store["url"],
         "--benchmark", "asl_grounding", "--annotations", str(asl_build.items_path),
-        "--limit", "3", "--max-frames", "8", "--short-side", "64", "--max-new-tokens", "24",
+        "--limit", "2", "--max-frames", "8", "--short-side", "64", "--max-new-tokens", "24",
         "--out", str(png), "--workdir", str(tmp_path / "work"),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

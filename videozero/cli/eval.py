@@ -191,7 +191,7 @@ def eval_command(
             report = run_report(session, picked[0], picked[1], extra)
         name = picked[1]
     else:
-        report = Report("(no run)", [c for c, _ in extra], {})
+        report = Report("", [c for c, _ in extra], {})
         for column, figures in extra:
             for key, value in figures.items():
                 report.values.setdefault(key, {})[column.label] = value

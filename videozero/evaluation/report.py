@@ -132,7 +132,9 @@ def _cell(value: float | None, name: str) -> str:
 
 def report_table(report: Report) -> Table:
     """A rich table: one row per overall figure and per family's accuracy and mIoU, one column per model."""
-    table = Table(title=f"evaluation of run {report.run}", title_justify="left")
+    table = Table(
+        title=f"evaluation of run {report.run}" if report.run else "evaluation", title_justify="left"
+    )
     table.add_column("split")
     table.add_column("figure")
     for column in report.columns:
@@ -154,7 +156,9 @@ def report_plot(report: Report, path: Path) -> Path:
 
     splits = sorted({s for s, n in report.values if n in PLOTTED}, key=lambda s: (SPLIT_ORDER.get(s, 2), s))
     if not splits or not report.columns:
-        raise VideozeroError(f"run {report.run} has no figures to plot yet: evaluate a checkpoint first.")
+        raise VideozeroError(
+            f"run {report.run or '(none)'} has no figures to plot yet: evaluate a checkpoint first."
+        )
     labels = [c.label for c in report.columns]
     fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits) + 1, 4), squeeze=False)
     for ax, split in zip(axes[0], splits, strict=True):
@@ -164,12 +168,16 @@ def report_plot(report: Report, path: Path) -> Path:
                 continue
             xs = [i for i, lab in enumerate(labels) if lab in per]
             ax.plot(xs, [per[labels[i]] for i in xs], marker="o", label=name)
+        low = min(
+            (v for (s, _), per in report.values.items() if s == split for v in per.values()), default=0.0
+        )
+        ax.set_ylim(min(-1.05 if split == "diagnostics" else -0.05, low - 0.05), None)
         ax.set_title(split)
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
         ax.axhline(0.0, color="grey", linewidth=0.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"run {report.run}: figures per checkpoint")
+    fig.suptitle(f"run {report.run}: figures per checkpoint" if report.run else "figures per model")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
