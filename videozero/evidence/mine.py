@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from store import Segment, Store, Video
 from videozero.errors import VideozeroError
-from videozero.evidence.features import FrameFeatures, cached_features
+from videozero.evidence.features import FrameFeatures, cached_clip_and_features
 from videozero.evidence.segments import EvidenceSegment, build_segments
 from videozero.evidence.shots import detect_shots
-from videozero.video.cache import VideoCache, cached_clip, file_sha256
+from videozero.video.cache import VideoCache, file_sha256
 from videozero.video.decode import SamplingConfig, VideoClip
 
 # Mining samples at 2 fps (the method's rate) with room for 8.5 minutes before frames spread out.
@@ -139,10 +139,9 @@ def mine_video(store: Store, path: Path, sampling: SamplingConfig, cache: VideoC
             return VideoResult(
                 str(path), "skipped", video_id, duration, shots, segments, time.perf_counter() - started
             )
-        clip, _ = cached_clip(path, digest, sampling, cache)
+        clip, feats = cached_clip_and_features(path, digest, sampling, cache)
         if len(clip) == 0:
             raise VideozeroError(f"{path} holds no video frames: replace it with a complete video file.")
-        feats, _ = cached_features(clip, digest, sampling, cache)
         segs = mine_clip(clip, feats)
         video_id, written = _write(store, path, digest, clip, sampling.key, segs)
     except (VideozeroError, OSError, MemoryError) as exc:
@@ -283,6 +282,4 @@ def load_evidence(
     if video.content_hash is None:
         raise VideozeroError(f"{video.path} was never read successfully: mine it again once it is readable.")
     cache = VideoCache(cache_dir) if cache_dir is not None else None
-    clip, _ = cached_clip(video.path, video.content_hash, sampling, cache)
-    feats, _ = cached_features(clip, video.content_hash, sampling, cache)
-    return clip, feats
+    return cached_clip_and_features(video.path, video.content_hash, sampling, cache)

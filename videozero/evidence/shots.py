@@ -20,8 +20,8 @@ import numpy as np
 ADAPTIVE_THRESHOLD = 2.0
 MIN_CONTENT = 15.0
 WINDOW = 2
-# Frames are shrunk to this width before detection (PySceneDetect downscales the same way).
-DETECT_WIDTH = 256
+# Frames are subsampled to at most this width before detection (PySceneDetect downscales the same way).
+DETECT_WIDTH = 200
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def content_scores(frames: np.ndarray) -> np.ndarray:
     stats = StatsManager()
     detector = ContentDetector(threshold=255.0, min_scene_len=1)
     detector.stats_manager = stats
-    step = max(1, frames.shape[2] // DETECT_WIDTH) if len(frames) else 1
+    step = -(-frames.shape[2] // DETECT_WIDTH) if len(frames) else 1  # ceil: at most DETECT_WIDTH wide
     timecodes = [FrameTimecode(i, fps=1.0) for i in range(len(frames))]
     for tc, frame in zip(timecodes, frames, strict=True):
         detector.process_frame(tc, np.ascontiguousarray(frame[::step, ::step, ::-1]))

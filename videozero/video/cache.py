@@ -122,5 +122,10 @@ def cached_clip(
             return clip, True
     clip = decode_video(path, sampling)
     if cache is not None:
-        cache.save(content_hash, sampling, "frames", _clip_arrays(clip))
+        save_clip(cache, content_hash, sampling, clip)
     return clip, False
+
+
+def save_clip(cache: VideoCache, content_hash: str, sampling: SamplingConfig, clip: VideoClip) -> None:
+    """Store a decoded clip as the cache entry `cached_clip` reads."""
+    cache.save(content_hash, sampling, "frames", _clip_arrays(clip))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,8 +166,17 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def decode_video(path: str | Path, sampling: SamplingConfig | None = None) -> VideoClip:
-    """Decode `path` at `sampling`; raises VideozeroError with the reason if it cannot be read."""
+def decode_video(
+    path: str | Path,
+    sampling: SamplingConfig | None = None,
+    on_chunk: Callable[[np.ndarray], object] | None = None,
+    chunk: int = 64,
+) -> VideoClip:
+    """Decode `path` at `sampling`; raises VideozeroError with the reason if it cannot be read.
+
+    With `on_chunk`, frames are decoded `chunk` at a time and each block is handed over as soon as it
+    is ready (so a consumer can work on it while the next one is decoded).
+    """
     import decord
 
     sampling = sampling or SamplingConfig()
@@ -181,8 +191,17 @@ def decode_video(path: str | Path, sampling: SamplingConfig | None = None) -> Vi
             raise VideozeroError(f"{path} holds no video frames: replace it with a complete video file.")
         native_fps = float(reader.get_avg_fps())
         times = reader.get_frame_timestamp(np.arange(count))
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times[:, 0]) < 0):
+            raise VideozeroError(f"{path} has broken frame timestamps: remux it (ffmpeg -i IN -c copy OUT).")
         indices = sample_indices(times[:, 0], sampling.fps, sampling.max_frames)
-        frames = reader.get_batch(indices.tolist()).asnumpy()
+        if on_chunk is None:
+            frames = reader.get_batch(indices.tolist()).asnumpy()
+        else:
+            blocks = []
+            for i in range(0, len(indices), chunk):
+                blocks.append(reader.get_batch(indices[i : i + chunk].tolist()).asnumpy())
+                on_chunk(blocks[-1])
+            frames = np.concatenate(blocks)
         del reader
     except VideozeroError:
         raise
@@ -195,8 +214,6 @@ def decode_video(path: str | Path, sampling: SamplingConfig | None = None) -> Vi
         raise VideozeroError(
             f"{path} needs more memory than is free at {sampling.key}: lower --max-frames."
         ) from None
-    if not np.all(np.isfinite(times)) or np.any(np.diff(times[:, 0]) < 0):
-        raise VideozeroError(f"{path} has broken frame timestamps: remux it (ffmpeg -i IN -c copy OUT).")
     return VideoClip(
         path=str(path),
         frames=frames,

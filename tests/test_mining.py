@@ -1,0 +1,209 @@
+"""Evidence mining on generated clips whose cuts and events are known, and on every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from store import Segment, Video, open_store
+from tests.cli import assert_one_sentence_error, videozero
+from videozero.evidence.features import compute_features, decode_with_features
+from videozero.evidence.mine import load_evidence, mine_videos, video_segments
+from videozero.video.decode import SamplingConfig, decode_video
+from videozero.video.samples import generated_specs
+from videozero.video.synthetic import ClipTruth, write_clip
+
+SAMPLING = SamplingConfig(fps=4.0, max_frames=256, short_side=120)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClipTruth]:
+    folder = tmp_path_factory.mktemp("clips")
+    return {name: write_clip(spec, folder / name) for name, spec in generated_specs().items()}
+
+
+@pytest.fixture(scope="module")
+def mined(clips: dict[str, ClipTruth], tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("mined")
+    store = open_store(f"sqlite:///{root}/s.db")
+    summary = mine_videos(store, [c.path for c in clips.values()], SAMPLING, cache_dir=root / "cache")
+    yield store, summary, root
+    store.dispose()
+
+
+def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+def _video(store, truth: ClipTruth) -> Video:  # type: ignore[no-untyped-def]
+    with store.session() as s:
+        return s.scalars(select(Video).where(Video.path == str(truth.path))).one()
+
+
+def test_shots_within_one_sampled_frame(mined, clips: dict[str, ClipTruth]) -> None:  # type: ignore[no-untyped-def]
+    store, summary, _ = mined
+    assert [r.status for r in summary.results] == ["mined", "mined"]
+    period = 1.0 / SAMPLING.fps
+    for truth in clips.values():
+        video = _video(store, truth)
+        with store.session() as s:
+            shots = sorted(video_segments(s, video.id, SAMPLING, "shot"), key=lambda x: x.start_s)
+        cuts = [x.start_s for x in shots[1:]]
+        assert len(cuts) == len(truth.cuts_s), (cuts, truth.cuts_s)
+        for found, true in zip(cuts, truth.cuts_s, strict=True):
+            assert abs(found - true) <= period, (found, true)
+        assert shots[0].start_s == 0.0 and shots[-1].end_s == pytest.approx(truth.duration_s, abs=period)
+
+
+def test_top_evidence_covers_the_injected_events(mined, clips: dict[str, ClipTruth]) -> None:  # type: ignore[no-untyped-def]
+    store, _, _ = mined
+    for truth in clips.values():
+        video = _video(store, truth)
+        with store.session() as s:
+            events = video_segments(s, video.id, SAMPLING, "event")
+            frames = video_segments(s, video.id, SAMPLING, "frame")
+            top = events[: len(truth.events)]
+            for ev in truth.events:
+                best = max(iou((x.start_s, x.end_s), (ev.start_s, ev.end_s)) for x in top)
+                assert best >= 0.5, (ev, [(x.start_s, x.end_s) for x in events])
+            for seg in top:  # every event has a frame anchor inside it, and parts that add up
+                anchors = [f for f in frames if f.parent_id == seg.id]
+                assert anchors and all(seg.start_s <= f.start_s == f.end_s <= seg.end_s for f in anchors)
+                assert set(seg.saliency_parts) == {"motion", "novelty", "label_change", "spread"}
+                assert 0.0 < seg.saliency <= 1.0 and seg.labels and "label" in seg.labels[0]
+                assert s.get(Segment, seg.parent_id).level == "shot"
+
+
+def test_mining_again_adds_nothing_and_features_come_from_the_cache(mined, clips) -> None:  # type: ignore[no-untyped-def]
+    store, _, root = mined
+    with store.session() as s:
+        before = s.scalar(select(func.count(Segment.id)))
+    again = mine_videos(store, [c.path for c in clips.values()], SAMPLING, cache_dir=root / "cache")
+    assert [r.status for r in again.results] == ["skipped", "skipped"]
+    assert all(r.segments > 0 for r in again.results)
+    with store.session() as s:
+        assert s.scalar(select(func.count(Segment.id))) == before
+        assert s.scalar(select(func.count(Video.id))) == 2
+    video = _video(store, next(iter(clips.values())))
+    clip, feats = load_evidence(video, SAMPLING, root / "cache")
+    assert len(clip) == len(feats) == 36 and feats.pooled.shape == (36, 1280)
+
+
+def _zero_length(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    return path
+
+
+def test_each_bad_input_is_recorded_and_the_rest_is_mined(tmp_path: Path, clips) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_decode import _huge_clip
+
+    store = open_store(f"sqlite:///{tmp_path}/s.db")
+    good = tmp_path / "good.mp4"
+    shutil.copy(clips["demo_3shots.mp4"].path, good)
+    first = mine_videos(store, [good], SAMPLING, cache_dir=tmp_path / "cache")
+    assert first.results[0].status == "mined"
+    with store.session() as s:
+        kept = [(x.id, x.start_s, x.saliency) for x in s.scalars(select(Segment).order_by(Segment.id))]
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "notes.mp4").write_text("plain text, not a video\n" * 40)
+    data = clips["one_shot_two_events.mp4"].path.read_bytes()
+    (bad / "truncated.mp4").write_bytes(data[: len(data) // 4])
+    (bad / "empty.mp4").touch()
+    _zero_length(bad / "zero.mp4")
+    _huge_clip(bad / "huge.mp4")
+    (tmp_path / "empty_dir").mkdir()
+    fresh = tmp_path / "fresh.mp4"
+    shutil.copy(clips["one_shot_two_events.mp4"].path, fresh)
+    inputs = [bad, tmp_path / "empty_dir", tmp_path / "missing_dir", good, fresh]
+    summary = mine_videos(store, inputs, SAMPLING, cache_dir=tmp_path / "cache")
+
+    by_name = {Path(r.path).name: r for r in summary.results}
+    expected = {
+        "notes.mp4": "not a readable video",
+        "truncated.mp4": "truncated or corrupt",
+        "empty.mp4": "is empty (0 bytes)",
+        "zero.mp4": "holds no video frames",
+        "huge.mp4": "megapixel limit",
+        "empty_dir": "holds no video files",
+        "missing_dir": "does not exist",
+    }
+    for name, fragment in expected.items():
+        result = by_name[name]
+        assert (
+            result.status == "error" and fragment in (result.error or "") and name in (result.error or "")
+        ), result
+    assert by_name["good.mp4"].status == "skipped" and by_name["fresh.mp4"].status == "mined"
+    with store.session() as s:
+        rows = {Path(v.path).name: v for v in s.scalars(select(Video))}
+        for name, fragment in expected.items():
+            assert rows[name].status == "error" and fragment in (rows[name].error or "")
+        assert rows["good.mp4"].status == rows["fresh.mp4"].status == "ok"
+        still = [
+            (x.id, x.start_s, x.saliency)
+            for x in s.scalars(
+                select(Segment).where(Segment.video_id == rows["good.mp4"].id).order_by(Segment.id)
+            )
+        ]
+    assert still == kept
+
+    # The same file later corrupted: a new error row; the earlier mining of its old content stays.
+    good.write_bytes(good.read_bytes()[:500])
+    later = mine_videos(store, [good], SAMPLING, cache_dir=tmp_path / "cache")
+    assert later.results[0].status == "error"
+    with store.session() as s:
+        statuses = sorted(v.status for v in s.scalars(select(Video).where(Video.path == str(good))))
+        assert statuses == ["error", "ok"]
+        assert s.scalar(select(func.count(Segment.id)).where(Segment.video_id == rows["good.mp4"].id)) == len(
+            kept
+        )
+    store.dispose()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_is_recorded(tmp_path: Path, clips) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "locked.mp4"
+    shutil.copy(clips["demo_3shots.mp4"].path, path)
+    path.chmod(0)
+    store = open_store(f"sqlite:///{tmp_path}/s.db")
+    summary = mine_videos(store, [path], SAMPLING)
+    assert "permission denied" in (summary.results[0].error or "")
+    store.dispose()
+
+
+def test_cli_mines_reports_and_fails_in_one_sentence(tmp_path: Path, clips) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("nope")
+    db = f"sqlite:///{tmp_path}/s.db"
+    args = ("--db", db, "--workdir", str(tmp_path), "--fps", "2", "--max-frames", "32")
+    ok = videozero("mine", "--videos", str(clips["demo_3shots.mp4"].path), "--videos", str(bad), *args)
+    assert ok.returncode == 0, ok.stderr
+    assert "Traceback" not in ok.stderr
+    out = " ".join(ok.stdout.split())
+    assert "demo_3shots.mp4" in out and "mined" in out and "broken.mp4" in out and "1 errors" in out
+    assert_one_sentence_error(
+        videozero("mine", "--videos", str(tmp_path / "nowhere"), *args), "none of the inputs exist"
+    )
+    assert_one_sentence_error(videozero("mine", "--videos", str(bad), *args), "no video could be mined")
+
+
+def test_overlapped_decode_and_encode_match_the_plain_path(clips) -> None:  # type: ignore[no-untyped-def]
+    path = clips["demo_3shots.mp4"].path
+    clip, feats = decode_with_features(path, SAMPLING)
+    plain = decode_video(path, SAMPLING)
+    np.testing.assert_array_equal(clip.frames, plain.frames)
+    np.testing.assert_array_equal(clip.timestamps, plain.timestamps)
+    reference = compute_features(plain)
+    np.testing.assert_allclose(feats.pooled, reference.pooled, atol=1e-4)
+    np.testing.assert_array_equal(feats.motion, reference.motion)
