@@ -207,3 +207,14 @@ def test_overlapped_decode_and_encode_match_the_plain_path(clips) -> None:  # ty
     reference = compute_features(plain)
     np.testing.assert_allclose(feats.pooled, reference.pooled, atol=1e-4)
     np.testing.assert_array_equal(feats.motion, reference.motion)
+
+
+def test_default_sampling_finds_the_same_cuts(clips: dict[str, ClipTruth]) -> None:
+    from videozero.evidence.mine import DEFAULT_SAMPLING, mine_clip
+
+    for truth in clips.values():
+        clip, feats = decode_with_features(truth.path, DEFAULT_SAMPLING)
+        cuts = [s.start_s for s in mine_clip(clip, feats) if s.level == "shot"][1:]
+        assert len(cuts) == len(truth.cuts_s) and all(
+            abs(a - b) <= 1 / DEFAULT_SAMPLING.fps for a, b in zip(cuts, truth.cuts_s, strict=True)
+        ), (cuts, truth.cuts_s)

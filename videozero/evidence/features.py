@@ -87,13 +87,23 @@ def motion_energy(frames: np.ndarray) -> np.ndarray:
     """
     if len(frames) == 0:
         return np.zeros(0, np.float32)
-    x = torch.as_tensor(frames).float().mean(-1)[:, None]  # [T, 1, H, W] grey
-    h, w = x.shape[-2:]
+    h, w = frames.shape[1:3]
     scale = min(1.0, MOTION_SIDE / min(h, w))
-    if scale < 1.0:
-        x = F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
-    diff = (x[1:] - x[:-1]).abs().mean((1, 2, 3)) / 255.0
+    x = small_grey(frames, (max(1, round(h * scale)), max(1, round(w * scale))))
+    diff = (x[1:] - x[:-1]).abs().mean((1, 2)) / 255.0
     return np.concatenate([[0.0], diff.numpy()]).astype(np.float32)
+
+
+def small_grey(frames: np.ndarray, size: tuple[int, int], block: int = 32) -> torch.Tensor:
+    """Grey frames [T, h, w] (0-255 float) shrunk to `size` by area averaging, a block at a time so
+    that no float copy of the whole video is ever made."""
+    out = []
+    for i in range(0, len(frames), block):
+        x = torch.as_tensor(frames[i : i + block]).float().mean(-1)[:, None]
+        if tuple(x.shape[-2:]) != size:
+            x = F.adaptive_avg_pool2d(x, size)
+        out.append(x[:, 0])
+    return torch.cat(out) if out else torch.zeros(0, *size)
 
 
 @contextmanager

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from videozero.evidence import saliency
-from videozero.evidence.features import FrameFeatures
+from videozero.evidence.features import FrameFeatures, small_grey
 from videozero.evidence.shots import Shot
 from videozero.video.frame_encoder import imagenet_classes
 
@@ -54,10 +52,7 @@ class EvidenceSegment:
 
 def thumbnails(frames: np.ndarray) -> np.ndarray:
     """Grey THUMB_SIDE x THUMB_SIDE thumbnails in [0, 1], float32 [T, S, S]."""
-    if len(frames) == 0:
-        return np.zeros((0, THUMB_SIDE, THUMB_SIDE), np.float32)
-    x = torch.as_tensor(frames).float().mean(-1)[:, None] / 255.0
-    return F.adaptive_avg_pool2d(x, THUMB_SIDE)[:, 0].numpy()
+    return (small_grey(frames, (THUMB_SIDE, THUMB_SIDE)) / 255.0).numpy()
 
 
 def changed_fraction(thumbs: np.ndarray) -> np.ndarray:

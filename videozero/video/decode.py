@@ -197,11 +197,13 @@ def decode_video(
         if on_chunk is None:
             frames = reader.get_batch(indices.tolist()).asnumpy()
         else:
-            blocks = []
+            frames = np.empty(0, np.uint8)
             for i in range(0, len(indices), chunk):
-                blocks.append(reader.get_batch(indices[i : i + chunk].tolist()).asnumpy())
-                on_chunk(blocks[-1])
-            frames = np.concatenate(blocks)
+                block = reader.get_batch(indices[i : i + chunk].tolist()).asnumpy()
+                if i == 0:
+                    frames = np.empty((len(indices), *block.shape[1:]), np.uint8)
+                frames[i : i + len(block)] = block
+                on_chunk(block)
         del reader
     except VideozeroError:
         raise
