@@ -193,10 +193,17 @@ class GRPOTrainer:
 
     def step(self, questions: Sequence[SolverQuestion]) -> StepStats:
         """One GRPO step: roll out a group per question, then update on the groups whose rewards vary."""
-        c = self.config
         started = time.perf_counter()
-        results = rollout_questions(self.engine, questions, self.rollout_config())
-        rollout_s = time.perf_counter() - started
+        results = self.rollout(questions)
+        return self.update(results, rollout_seconds=time.perf_counter() - started)
+
+    def rollout(self, questions: Sequence[SolverQuestion]) -> list[QuestionRollouts]:
+        """A group of `group_size` scored rollouts per question (the policy is not changed)."""
+        return rollout_questions(self.engine, questions, self.rollout_config())
+
+    def update(self, results: Sequence[QuestionRollouts], rollout_seconds: float = 0.0) -> StepStats:
+        """One policy update from scored groups (advantages, clipped objective, optional KL and anchor)."""
+        c = self.config
         started = time.perf_counter()
         self.step_index += 1
 
@@ -224,6 +231,7 @@ class GRPOTrainer:
             self.lm.model.train()
             requests = [results[i // c.group_size].question.request for i in rows]
             completions = [samples[i].sample.token_ids for i in rows]
+            self.last_batch = (requests, completions)
             for _ in range(c.updates_per_batch):
                 self.optimizer.zero_grad(set_to_none=True)
                 loss_value, kl_value, clip_value = self._policy_pass(
@@ -251,11 +259,12 @@ class GRPOTrainer:
             kl=kl_value,
             clip_frac=clip_value,
             anchored=bool(anchor_targets),
-            seconds_rollout=rollout_s,
+            seconds_rollout=rollout_seconds,
             seconds_update=time.perf_counter() - started,
         )
 
     _old_logp: list[torch.Tensor] | None = None
+    last_batch: tuple[list, list] | None = None  # (requests, completions) of the last update
 
     def _policy_pass(
         self, requests, completions, adv_total, adv_acc, adv_align

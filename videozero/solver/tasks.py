@@ -49,6 +49,14 @@ class TaskClips:
     frames: int = 8
     size: int = 112
 
+    def __post_init__(self) -> None:
+        if self.frames < 4 or self.frames % 4:
+            raise ValueError(
+                f"task clips need a multiple of 4 frames (the `when` options are quarters), got {self.frames}"
+            )
+        if self.size < 32:
+            raise ValueError(f"task clips need at least 32 px frames, got {self.size}")
+
 
 @dataclass(frozen=True)
 class VerifiableTask:
@@ -133,12 +141,11 @@ def _layout(family: str, rng: np.random.Generator, frames: int):
     if family == "count":
         colour = str(rng.choice(names))
         shape = str(rng.choice(["square", "disc"]))
-        count = int(rng.integers(1, 4))
+        count = int(rng.integers(1, min(3, (frames + 1) // 2) + 1))
         # one-frame appearances with at least one empty frame between them (else they read as one)
-        while True:
+        starts = sorted(rng.choice(frames, size=count, replace=False).tolist())
+        while any(b - a < 2 for a, b in pairwise(starts)):  # always ends: count <= (frames + 1) / 2
             starts = sorted(rng.choice(frames, size=count, replace=False).tolist())
-            if all(b - a >= 2 for a, b in pairwise(starts)):
-                break
         events = [(s, 1, colour, shape) for s in starts]
         text = f"How many times does the {colour} {shape} appear?"
         return events, text, None, str(count), "number"
@@ -178,7 +185,9 @@ def make_task(family: str, seed: int, clip_dir: Path, clips: TaskClips = TaskCli
     clip = decode_video(
         path, SamplingConfig(fps=1 / FRAME_STEP_S, max_frames=clips.frames, short_side=clips.size)
     )
-    evidence = tuple(sorted((round(e.start_s, 3), round(e.end_s, 3)) for e in truth.events))
+    # Evidence from the layout (frame k shows [k, k + 1) * FRAME_STEP_S). write_clip's truth reports an
+    # event that ends exactly at the last frame's time as running to the end of the clip.
+    evidence = tuple(sorted((s * FRAME_STEP_S, (s + n) * FRAME_STEP_S) for s, n, _, _ in events))
     return VerifiableTask(
         family=family,
         text=text,

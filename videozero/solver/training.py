@@ -34,6 +34,8 @@ def is_projector(name: str) -> bool:
 def prepare_trainable(lm: LoadedModel, lora: dict | None, train_projector: bool) -> None:
     """Attach a fresh LoRA adapter (peft kwargs) or unfreeze the LM; unfreeze the projector if asked.
 
+    A model that already carries an adapter (a warm-up's) trains that adapter, whatever `lora` says.
+
     Vision towers (Qwen-VL's `visual` blocks) stay frozen; nano's frame encoder is outside the model.
     """
     model = lm.model
@@ -42,10 +44,11 @@ def prepare_trainable(lm: LoadedModel, lora: dict | None, train_projector: bool)
 
         model = get_peft_model(model, LoraConfig(**lora))
         lm.model = model
+    adapter = hasattr(model, "peft_config")  # an adapter already on the model keeps being the one trained
     for name, param in model.named_parameters():
         if is_projector(name):
             param.requires_grad_(train_projector)
-        elif lora is not None:
+        elif adapter:
             param.requires_grad_("lora_" in name)
         else:
             param.requires_grad_(not name.startswith(("visual.", "model.visual.")) and ".visual." not in name)

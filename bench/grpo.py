@@ -1,0 +1,162 @@
+"""GRPO step cost on CPU: the update against a bare forward+backward of the same batch, rollouts, peak memory.
+
+Run: python bench/grpo.py [--nano DIR] [--prompts 8] [--group 8] [--steps 2]
+Each model runs in its own process so its peak memory is its own. Prints figures; never asserts them.
+Efficiency ratio = bare forward+backward time / GRPO update time on the same (prompt, completion) batch
+and micro-batches (target >= 0.6: the loss maths, advantages and bookkeeping cost little).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def measure(model_dir: str, prompts: int, group: int, steps: int, frames: int, size: int) -> dict:
+    import torch
+
+    from videozero.models.loader import load_model
+    from videozero.models.prompt import build_batch, token_logprobs
+    from videozero.solver.grpo import GRPOTrainer, questions_from_tasks
+    from videozero.solver.grpo_config import GRPOConfig
+    from videozero.solver.tasks import TaskClips, make_tasks
+
+    torch.set_num_threads(2)
+    lm = load_model(model_dir, device="cpu")
+    with tempfile.TemporaryDirectory() as clips:
+        questions = questions_from_tasks(
+            make_tasks(prompts, seed=7, clip_dir=clips, clips=TaskClips(frames, size))
+        )
+    config = GRPOConfig(
+        prompts_per_step=prompts,
+        group_size=group,
+        skip_zero_variance=False,  # every rollout goes into the update: a fixed batch to compare
+        format_floor=0.0,
+        kl_coef=0.0,
+        temperature=1.2,
+    )
+    trainer = GRPOTrainer(lm, config)
+    trainer.step(questions)  # warm caches (frame features, allocator)
+    rollout_s, update_s, bare_s, tokens = [], [], [], []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        results = trainer.rollout(questions)
+        t1 = time.perf_counter()
+        trainer.update(results)
+        t2 = time.perf_counter()
+        requests, completions = trainer.last_batch
+        mb = config.micro_batch_size
+        lm.model.train()
+        for start in range(0, len(requests), mb):
+            batch = build_batch(lm, requests[start : start + mb], completions[start : start + mb])
+            logp = token_logprobs(lm.model, batch)
+            logp.sum().backward()
+        lm.model.zero_grad(set_to_none=True)
+        lm.model.eval()
+        t3 = time.perf_counter()
+        rollout_s.append(t1 - t0)
+        update_s.append(t2 - t1)
+        bare_s.append(t3 - t2)
+        tokens.append(sum(len(c) for c in completions))
+    n = len(update_s)
+    return {
+        "model": Path(model_dir).name,
+        "family": lm.family,
+        "sequences": prompts * group,
+        "completion_tokens": sum(tokens) / n,
+        "rollout_s": sum(rollout_s) / n,
+        "update_s": sum(update_s) / n,
+        "bare_fwd_bwd_s": sum(bare_s) / n,
+        "efficiency": sum(bare_s) / sum(update_s),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "trainable_m": sum(p.numel() for p in trainer.lm.model.parameters() if p.requires_grad) / 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nano", help="a nano checkpoint directory (default: build one, about a minute)")
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        frames, size = (8, 112)
+        print(json.dumps(measure(args.one, args.prompts, args.group, args.steps, frames, size)))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    work = Path(tempfile.mkdtemp(prefix="vz-bench-grpo-"))
+    from videozero.models.tiny_qwen import build_tiny_qwen
+
+    dirs = [str(build_tiny_qwen(work / "tiny-qwen"))]
+    if args.nano:
+        dirs.append(args.nano)
+    else:
+        from videozero.models.nano.build import build_nano
+
+        dirs.append(str(build_nano(work / "nano", align_steps=0, evaluate=False, generated=8, per_clip=4)[0]))
+    rows = []
+    for d in dirs:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            d,
+            "--prompts",
+            str(args.prompts),
+            "--group",
+            str(args.group),
+            "--steps",
+            str(args.steps),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    table = Table(
+        title=f"GRPO step on CPU ({args.prompts} prompts x {args.group} samples, 8 frames at 112 px, 2 threads)"
+    )
+    for col in (
+        "model",
+        "trainable",
+        "completion tokens",
+        "rollout s",
+        "update s",
+        "bare fwd+bwd s",
+        "efficiency",
+        "step s",
+        "peak RSS",
+    ):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        table.add_row(
+            f"{r['model']} ({r['family']})",
+            f"{r['trainable_m']:.2f} M",
+            f"{r['completion_tokens']:.0f}",
+            f"{r['rollout_s']:.2f}",
+            f"{r['update_s']:.2f}",
+            f"{r['bare_fwd_bwd_s']:.2f}",
+            f"{r['efficiency']:.2f}",
+            f"{r['rollout_s'] + r['update_s']:.2f}",
+            f"{r['peak_rss_gb']:.2f} GB",
+        )
+    Console().print(table)
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (2 cores; other jobs share them)")
+
+
+if __name__ == "__main__":
+    main()
