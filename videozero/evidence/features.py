@@ -94,16 +94,17 @@ def motion_energy(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], diff.numpy()]).astype(np.float32)
 
 
-def small_grey(frames: np.ndarray, size: tuple[int, int], block: int = 32) -> torch.Tensor:
-    """Grey frames [T, h, w] (0-255 float) shrunk to `size` by area averaging, a block at a time so
-    that no float copy of the whole video is ever made."""
-    out = []
-    for i in range(0, len(frames), block):
-        x = torch.as_tensor(frames[i : i + block]).float().mean(-1)[:, None]
-        if tuple(x.shape[-2:]) != size:
-            x = F.adaptive_avg_pool2d(x, size)
-        out.append(x[:, 0])
-    return torch.cat(out) if out else torch.zeros(0, *size)
+def small_grey(frames: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Grey (luma) frames [T, h, w] as 0-255 floats, shrunk to `size` = (h, w) by area averaging
+    (OpenCV, frame by frame: no float copy of the whole video is made)."""
+    import cv2
+
+    h, w = size
+    out = np.empty((len(frames), h, w), np.float32)
+    for i, frame in enumerate(frames):
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        out[i] = grey if grey.shape == (h, w) else cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(out)
 
 
 @contextmanager
