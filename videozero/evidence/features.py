@@ -18,8 +18,9 @@ from videozero.video.cache import VideoCache, cached_clip, save_clip
 from videozero.video.decode import SamplingConfig, VideoClip, decode_video
 from videozero.video.frame_encoder import FEATURE_DIM, frame_encoder, imagenet_classes
 
-# The encoder's input side in pixels: 128 keeps the 1280-d features informative (at 96 px only 28%
-# of top-1 labels agree with 128 px; at 64 px 14%) at a fraction of the cost of 224 px.
+# The encoder's input side in pixels. Measured on 180 frames of the real sample clips, one thread,
+# against 224 px: 128 px costs 6 ms a frame (224 px: 37 ms) and keeps 224's top-1 label in its top 5
+# for 46% of frames (112 px: 21%, at 4 ms; 96 px: 17%), mean cosine 0.77 to the 224 px features.
 ENCODER_SIZE = 128
 # Intra-op threads while encoding. One thread: on 2 shared cores OpenMP's barriers made two threads
 # 5-9x slower than one (measured 50 frames/s at 128 px with one thread under load), and decoding
