@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,9 +11,12 @@ from rich.table import Table
 from store import open_store
 from videozero.cli.common import DbOption, console, resolve_db, workdir_default
 from videozero.errors import VideozeroError
-from videozero.evidence.mine import DEFAULT_SAMPLING, MiningSummary, mine_videos
+from videozero.video.decode import MINING_SAMPLING as DEFAULT_SAMPLING
 from videozero.video.decode import SamplingConfig
 from videozero.video.samples import default_clips
+
+if TYPE_CHECKING:
+    from videozero.evidence.mine import MiningSummary
 
 
 def mine(
@@ -55,6 +58,8 @@ def mine(
         raise VideozeroError(f"none of the inputs exist ({names}): check the paths.")
     store = open_store(resolve_db(db, workdir))
     try:
+        from videozero.evidence.mine import mine_videos
+
         summary = mine_videos(store, inputs, sampling, cache_dir=workdir / "cache", progress=True)
     finally:
         store.dispose()

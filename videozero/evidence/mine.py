@@ -24,10 +24,10 @@ from videozero.evidence.features import FrameFeatures, cached_clip_and_features
 from videozero.evidence.segments import EvidenceSegment, build_segments
 from videozero.evidence.shots import detect_shots
 from videozero.video.cache import VideoCache, file_sha256
-from videozero.video.decode import SamplingConfig, VideoClip
+from videozero.video.decode import MINING_SAMPLING, SamplingConfig, VideoClip
 
 # Mining samples at 2 fps (the method's rate) with room for 8.5 minutes before frames spread out.
-DEFAULT_SAMPLING = SamplingConfig(fps=2.0, max_frames=1024, short_side=224)
+DEFAULT_SAMPLING = MINING_SAMPLING
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".ogv"}
 )

@@ -37,6 +37,10 @@ class SamplingConfig(BaseModel):
         return f"fps{self.fps:g}-max{self.max_frames}-s{self.short_side}"
 
 
+# How evidence mining samples videos unless told otherwise (2 fps as the method's evaluation protocol).
+MINING_SAMPLING = SamplingConfig(fps=2.0, max_frames=1024, short_side=224)
+
+
 @dataclass
 class VideoClip:
     """Sampled frames of one video and when each is shown.
