@@ -154,7 +154,7 @@ def main() -> None:
             f"{r['rollout_s'] + r['update_s']:.2f}",
             f"{r['peak_rss_gb']:.2f} GB",
         )
-    Console().print(table)
+    Console(width=160).print(table)
     print(f"load average during the run: {os.getloadavg()[0]:.1f} (2 cores; other jobs share them)")
 
 
