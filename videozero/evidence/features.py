@@ -3,6 +3,7 @@ labels, and motion energy from frame differences. Cached per (content hash, samp
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ ENCODER_SIZE = 128
 # 5-9x slower than one (measured 50 frames/s at 128 px with one thread under load), and decoding
 # already keeps a core busy.
 ENCODER_THREADS = 1
+# Once decoding is over, the encoder has the machine to itself.
+ENCODER_THREADS_ALONE = max(1, min(4, os.cpu_count() or 1))
 # Frames decoded per block handed to the encoder when decoding and encoding overlap.
 ENCODER_BLOCK = 32
 TOP_K = 5
@@ -128,15 +131,19 @@ def compute_features(clip: VideoClip) -> FrameFeatures:
 
 def decode_with_features(path: str | Path, sampling: SamplingConfig) -> tuple[VideoClip, FrameFeatures]:
     """Decode a video and encode its frames at once: a worker thread encodes each block of frames
-    while the next block is decoded (both release the GIL, so the two overlap on two cores)."""
-    blocks: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=2)
+    while the next block is decoded (both release the GIL, so the two overlap on two cores). The
+    decoder never waits for the encoder, and once decoding is done the encoder takes every core."""
+    blocks: queue.Queue[np.ndarray | None] = queue.Queue()
     outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
     failure: list[BaseException] = []
+    decoded = threading.Event()
 
     def encode() -> None:
         try:
             with torch_threads(ENCODER_THREADS):
                 while (block := blocks.get()) is not None:
+                    if decoded.is_set() and torch.get_num_threads() != ENCODER_THREADS_ALONE:
+                        torch.set_num_threads(ENCODER_THREADS_ALONE)  # per thread: only this one
                     outputs.append(frame_encoder().pooled_and_logits(block, ENCODER_SIZE))
         except BaseException as exc:  # handed to the caller below
             failure.append(exc)
@@ -148,6 +155,7 @@ def decode_with_features(path: str | Path, sampling: SamplingConfig) -> tuple[Vi
     try:
         clip = decode_video(path, sampling, on_chunk=blocks.put, chunk=ENCODER_BLOCK)
     finally:
+        decoded.set()
         blocks.put(None)
         worker.join()
     if failure:
