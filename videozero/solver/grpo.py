@@ -28,8 +28,8 @@ import torch
 from videozero.answer_format import render_answer
 from videozero.models.engines.transformers_engine import TransformersEngine
 from videozero.models.loader import LoadedModel
+from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import TokenRegion, build_batch, token_logprobs
-from videozero.solver.frame_cache import cache_frame_cells
 from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.rollout import QuestionRollouts, RolloutConfig, SolverQuestion, rollout_questions
 from videozero.solver.training import frozen_copy, param_groups, prepare_trainable, seed_everything

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from videozero.models.loader import LoadedModel
-from videozero.solver.frame_cache import FrameCellCache
+from videozero.models.nano.frame_cache import FrameCellCache
 
 PROJECTOR_NAMES = ("projector", "visual.merger")
 

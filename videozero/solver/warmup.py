@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 
 from videozero.answer_format import render_answer
 from videozero.models.loader import LoadedModel
+from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import build_batch, token_logprobs
-from videozero.solver.frame_cache import cache_frame_cells
 from videozero.solver.grpo_config import LoraSettings
 from videozero.solver.rollout import SolverQuestion
 from videozero.solver.training import param_groups, prepare_trainable, seed_everything, trainable_count

@@ -15,6 +15,7 @@ from transformers import (
 
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
 from videozero.models.loader import LoadedModel
+from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import Request, build_batch
 
 
@@ -52,6 +53,8 @@ class TransformersEngine(GenerationEngine):
             raise ValueError("batch_size must be at least 1")
         self.lm = lm
         self.batch_size = batch_size
+        # nano's frozen frame encoder would otherwise re-encode a prompt's frames once per sample.
+        cache_frame_cells(lm.model)
 
     @torch.no_grad()
     def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Sample]]:
