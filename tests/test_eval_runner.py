@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from store import Attempt, Checkpoint, Metric, Question, Round, Run, RunVideo, Video, open_store
+from store.metrics import write_metrics
 from tests.cli import assert_one_sentence_error, videozero
 from tests.model_builds import REAL_VIDEOS, tiny_qwen_dir
 from videozero.evaluation.heldout import (
@@ -21,7 +22,6 @@ from videozero.evaluation.heldout import (
     probe_round,
 )
 from videozero.evaluation.runner import EvalConfig, evaluate_benchmark, item_request
-from videozero.evaluation.stored import write_metrics
 from videozero.models.prompt import VideoInput
 
 ASL_CLIPS = REAL_VIDEOS / "asl_gestures"

@@ -171,9 +171,10 @@ def test_consensus_metric_is_stored(sqlite_url: str) -> None:
         s.flush()
         record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(3, 4))
         record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(0, 0))  # nothing compared
+        record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(3, 4))  # a resumed round
     with store.session() as s:
-        got = {m.name: m.value for m in s.scalars(select(Metric))}
-    assert got == {CONSENSUS_METRIC: 0.75, f"{CONSENSUS_METRIC}_n": 4.0}
+        got = sorted((m.name, m.value) for m in s.scalars(select(Metric)))
+    assert got == [(CONSENSUS_METRIC, 0.75), (f"{CONSENSUS_METRIC}_n", 4.0)]
 
 
 # -- a seeded learning run -----------------------------------------------------------------------------------

@@ -207,9 +207,9 @@ def _evaluate_one(
     target, store, picked, benchmark, annotations, videos, heldout, config, cache, device, notes
 ) -> dict:
     """Evaluate one model; stored checkpoints get their figures written, others have them returned."""
+    from store.metrics import write_metrics
     from videozero.evaluation.heldout import checkpoint_row, evaluate_heldout, probe_round
     from videozero.evaluation.runner import evaluate_benchmark
-    from videozero.evaluation.stored import write_metrics
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
 

@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.metrics import write_metrics
 from store.tables import ATTEMPT_MODES, Attempt, Checkpoint, Question, Video
 from videozero.answer_format import parse_answer
 from videozero.errors import VideozeroError
@@ -37,7 +38,6 @@ from videozero.evaluation.metrics import (
     video_dependency,
 )
 from videozero.evaluation.runner import EvalConfig, load_clip
-from videozero.evaluation.stored import write_metrics
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import answer_kind, question_prompt

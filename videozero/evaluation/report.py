@@ -11,9 +11,9 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.metrics import read_metrics
 from store.tables import Checkpoint, Round
 from videozero.errors import VideozeroError
-from videozero.evaluation.stored import read_metrics
 
 STAGE_ORDER = {"base": 0, "warmup": 1, "grpo": 2}
 SPLIT_ORDER = {"heldout": 0, "diagnostics": 1, "train": 3}

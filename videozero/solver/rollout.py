@@ -237,19 +237,11 @@ def record_consensus_agreement(
     agreement: ConsensusAgreement,
     split: str = "train",
 ) -> None:
-    """Store the round's consensus-vs-constructed agreement rate (and how many questions it covers)."""
-    from store.tables import Metric
+    """Store the round's consensus-vs-constructed agreement rate (and how many questions it covers),
+    replacing the figure of an earlier attempt at the same round."""
+    from store.metrics import write_metrics
 
     if agreement.rate is None:
         return
-    for name, value in ((CONSENSUS_METRIC, agreement.rate), (f"{CONSENSUS_METRIC}_n", agreement.compared)):
-        session.add(
-            Metric(
-                run_id=run_id,
-                round_id=round_id,
-                checkpoint_id=checkpoint_id,
-                name=name,
-                value=float(value),
-                split=split,
-            )
-        )
+    values = {CONSENSUS_METRIC: agreement.rate, f"{CONSENSUS_METRIC}_n": agreement.compared}
+    write_metrics(session, run_id, round_id, checkpoint_id, split, values)
