@@ -108,6 +108,8 @@ def test_dataset_export_field_by_field(tmp_path) -> None:
     texts = [c["text"] for c in content if c["type"] == "text"]
     images = [c["image"] for c in content if c["type"] == "image"]
     assert images == first["images"] and len(images) == 8
+    assert lines[1]["images"] == images  # two questions on one video share its frames, written once
+    assert len(list((tmp_path / "out" / "round1_frames").rglob("*.png"))) == 8
     assert texts[:8] == [frame_text(t) for t in task.video.timestamps]
     assert [c["type"] for c in content[:4]] == ["text", "image", "text", "image"]
     assert texts[-1].startswith(task.text) and "A. " in texts[-1] and "<answer></answer>" in texts[-1]

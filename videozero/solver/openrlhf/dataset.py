@@ -60,11 +60,10 @@ def save_frames(frames: np.ndarray, times: np.ndarray, folder: Path) -> list[str
 
 
 def openrlhf_row(
-    row: dict[str, Any], frames: np.ndarray, times: np.ndarray, image_dir: Path, label_mode: str = "auto"
+    row: dict[str, Any], images: list[str], times: np.ndarray, label_mode: str = "auto"
 ) -> dict[str, Any]:
-    """One question row (as `store.queries.list_questions` returns it) with its sampled frames."""
+    """One question row (as `store.queries.list_questions` returns it) with its video's saved frames."""
     answer, evidence = training_label(row, label_mode)
-    images = save_frames(frames, times, image_dir / f"q{row['id']}")
     content: list[dict[str, Any]] = []
     for t, path in zip(times, images, strict=True):
         content.append({"type": "text", "text": frame_text(float(t))})
@@ -109,18 +108,23 @@ def export_openrlhf(
     image_dir = out.parent / f"{out.stem}_frames"
     records = []
     most = 0
+    # Many questions share a video: decode it and write its frames once.
+    saved: dict[str, tuple[list[str], np.ndarray, float]] = {}
     for row in rows:
-        clip = decode_video(row["video"], sampling)
-        records.append(
-            openrlhf_row(
-                dict(row, duration_s=row.get("duration_s") or clip.duration_s),
-                clip.frames,
+        video = str(row["video"])
+        if video not in saved:
+            clip = decode_video(video, sampling)
+            folder = image_dir / f"v{len(saved):05d}_{Path(video).stem}"
+            saved[video] = (
+                save_frames(clip.frames, clip.timestamps, folder),
                 clip.timestamps,
-                image_dir,
-                label_mode,
+                clip.duration_s,
             )
+        images, times, duration = saved[video]
+        records.append(
+            openrlhf_row(dict(row, duration_s=row.get("duration_s") or duration), images, times, label_mode)
         )
-        most = max(most, len(clip.frames))
+        most = max(most, len(images))
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
