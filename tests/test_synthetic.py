@@ -61,3 +61,15 @@ def test_bad_specs_are_refused() -> None:
         EventSpec(kind="appear", start_s=1.0, end_s=0.5)
     with pytest.raises(ValueError, match="increase strictly"):
         ClipSpec(shots=[ShotSpec(duration_s=1.0)], frame_times_s=[0.0, 0.5, 0.5]).times()
+
+
+def test_an_event_ending_on_the_last_frame_ends_there(tmp_path: Path) -> None:
+    # Visible during [start, end): the frame at 3.5 s no longer shows it, so the truth ends at 3.5 s.
+    spec = ClipSpec(
+        shots=[ShotSpec(duration_s=4.0)], events=[EventSpec(kind="appear", start_s=1.0, end_s=3.5)], fps=2
+    )
+    truth = write_clip(spec, tmp_path / "last.mp4")
+    assert truth.frame_times_s[-1] == 3.5 and truth.duration_s == 4.0
+    assert (truth.events[0].start_s, truth.events[0].end_s) == (1.0, 3.5)
+    background = render_frame(ClipSpec(shots=spec.shots, fps=2), 3.5)
+    assert np.array_equal(render_frame(spec, 3.5), background)

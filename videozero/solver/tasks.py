@@ -185,8 +185,7 @@ def make_task(family: str, seed: int, clip_dir: Path, clips: TaskClips = TaskCli
     clip = decode_video(
         path, SamplingConfig(fps=1 / FRAME_STEP_S, max_frames=clips.frames, short_side=clips.size)
     )
-    # Evidence from the layout (frame k shows [k, k + 1) * FRAME_STEP_S). write_clip's truth reports an
-    # event that ends exactly at the last frame's time as running to the end of the clip.
+    # Evidence from the layout: frame k shows [k, k + 1) * FRAME_STEP_S.
     evidence = tuple(sorted((s * FRAME_STEP_S, (s + n) * FRAME_STEP_S) for s, n, _, _ in events))
     return VerifiableTask(
         family=family,

@@ -217,7 +217,7 @@ def write_clip(spec: ClipSpec, path: str | Path) -> ClipTruth:
     snap = lambda t: _first_frame_at_or_after(times, t)  # noqa: E731
     events = []
     for ev in spec.events:
-        start, end = snap(ev.start_s), (snap(ev.end_s) if ev.end_s < times[-1] else last)
+        start, end = snap(ev.start_s), (snap(ev.end_s) if ev.end_s <= times[-1] else last)
         events.append(EventTruth(ev.kind, start, end, _shot_of(bounds, ev.start_s)))
     shots = [
         (snap(a) if i else 0.0, snap(b) if i < len(bounds) - 1 else last) for i, (a, b) in enumerate(bounds)
