@@ -1,0 +1,1 @@
+"""The questioner: candidate questions, their writers and families, evidence and de-duplication."""
