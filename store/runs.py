@@ -104,3 +104,108 @@ def release_run(store: Store, run_id: int, status: str, owner: str | None = None
 def run_by_name(session: Session, name: str) -> Run | None:
     """The run called `name`, if any."""
     return session.scalars(select(Run).where(Run.name == name)).one_or_none()
+
+
+# --- a run's videos and rounds ---------------------------------------------------------------------------
+
+
+def heldout_split(hashes: list[str], fraction: float, minimum: int = 1) -> set[str]:
+    """Which videos (by content hash) are held out: a stable choice by hash order, at least `minimum`
+    when there are two videos or more, so that training always keeps one.
+
+    >>> sorted(heldout_split(["c", "a", "b", "d"], 0.25))
+    ['a']
+    >>> heldout_split(["a"], 0.5), sorted(heldout_split(["a", "b"], 0.0, minimum=1))
+    (set(), ['a'])
+    """
+    if len(hashes) < 2:
+        return set()
+    n = min(len(hashes) - 1, max(minimum, round(fraction * len(hashes))))
+    return set(sorted(hashes)[:n])
+
+
+def attach_videos(
+    store: Store, run_id: int, video_ids: list[int], heldout_fraction: float = 0.25, min_heldout: int = 1
+) -> dict[int, str]:
+    """Make mined videos part of a run with a train/heldout split by video; videos already attached keep
+    their split (a resumed or extended run never moves a video between splits). Returns video -> split."""
+    from store.tables import RunVideo, Video
+
+    with store.write() as s:
+        existing = {
+            v: sp
+            for v, sp in s.execute(select(RunVideo.video_id, RunVideo.split).where(RunVideo.run_id == run_id))
+        }
+        new = [v for v in dict.fromkeys(video_ids) if v not in existing]
+        if new:
+            hashes = {
+                v: h or str(v)
+                for v, h in s.execute(select(Video.id, Video.content_hash).where(Video.id.in_(new)))
+            }
+            have_heldout = "heldout" in existing.values()
+            held = (
+                set()
+                if have_heldout and len(new) < 2
+                else heldout_split(
+                    list(hashes.values()), heldout_fraction, 0 if have_heldout else min_heldout
+                )
+            )
+            for v in new:
+                split = "heldout" if hashes.get(v) in held else "train"
+                s.add(RunVideo(run_id=run_id, video_id=v, split=split))
+                existing[v] = split
+    return existing
+
+
+def run_video_ids(session: Session, run_id: int, split: str | None = None) -> list[int]:
+    """The run's video ids (of one split), in id order."""
+    from store.tables import RunVideo
+
+    stmt = select(RunVideo.video_id).where(RunVideo.run_id == run_id).order_by(RunVideo.video_id)
+    if split is not None:
+        stmt = stmt.where(RunVideo.split == split)
+    return list(session.scalars(stmt))
+
+
+def ensure_round(store: Store, run_id: int, round_index: int) -> int:
+    """The id of round `round_index` of the run, created if absent."""
+    from store.tables import Round
+
+    with store.write() as s:
+        found = s.scalars(
+            select(Round.id).where(Round.run_id == run_id, Round.round_index == round_index)
+        ).first()
+        if found is not None:
+            return int(found)
+        row = Round(run_id=run_id, round_index=round_index, stages={})
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def stage_status(session: Session, round_id: int, stage: str) -> str:
+    """'pending', 'running', 'done', 'failed' or 'skipped' for one stage of a round.
+
+    `rounds.stages` maps a stage to {"status": ..., and details such as "seconds"}.
+    """
+    from store.tables import Round
+
+    row = session.get(Round, round_id)
+    value = ((row.stages if row else None) or {}).get(stage, {})
+    return str(value if isinstance(value, str) else value.get("status", "pending"))
+
+
+def set_stage(session: Session, round_id: int, stage: str, status: str, **details: Any) -> None:
+    """Record a stage's status and details (seconds, counts) in `rounds.stages`, inside the caller's
+    write transaction so that a stage's outputs and its 'done' land together."""
+    from store.tables import STAGE_STATUSES, Round
+
+    if status not in STAGE_STATUSES:
+        raise StoreError(f"unknown stage status {status!r}: use one of {', '.join(STAGE_STATUSES)}.")
+    row = session.get(Round, round_id)
+    if row is None:
+        raise StoreError(f"round {round_id} is not in the store.")
+    stages = dict(row.stages or {})
+    old = stages.get(stage, {})
+    stages[stage] = {**(old if isinstance(old, dict) else {}), **details, "status": status}
+    row.stages = stages

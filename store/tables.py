@@ -185,6 +185,9 @@ class Question(Base):
     r_learn: Mapped[float | None] = mapped_column(Float)
     r_dep: Mapped[float | None] = mapped_column(Float)
     r_evid: Mapped[float | None] = mapped_column(Float)
+    # r_Q = r_learn + r_dep + r_evid - repetition (the questioner's reward) and the figures behind it
+    r_q: Mapped[float | None] = mapped_column(Float)
+    verification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     agreement: Mapped[float | None] = mapped_column(Float)
     consensus_answer: Mapped[str | None] = mapped_column(Text)
     consensus_evidence: Mapped[list[Any] | None] = mapped_column(JSON)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -13,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REAL_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos" / "real"
 _ROOT = Path(tempfile.mkdtemp(prefix="vz-models-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 
 
 @cache
