@@ -71,6 +71,7 @@ QUESTION_COLUMNS = (
     Question.r_learn,
     Question.r_dep,
     Question.r_evid,
+    Question.r_q,
     Question.dedup_of,
     Video.path.label("video"),
     Question.text,
@@ -80,6 +81,7 @@ QUESTION_COLUMNS = (
     Question.consensus_answer,
     Question.consensus_evidence,
     Question.spec,
+    Question.verification,
 )
 
 

@@ -138,6 +138,29 @@ def list_(
     console.print(table)
 
 
+def _verification(v: dict | None) -> str:
+    """Per-mode scores and the figures behind r_Q, one line."""
+    if not v:
+        return "-"
+    scores = "  ".join(f"{m} {_fmt(x)}" for m, x in (v.get("scores") or {}).items())
+    extra = "  ".join(
+        f"{k} {_fmt(v.get(k))}" for k in ("p", "necessity", "specificity", "saliency", "repetition") if k in v
+    )
+    return f"{scores}\n{extra}" if scores else extra
+
+
+def _query(spec: dict | None) -> str:
+    """The still images the question shows besides the video (labels and the times they are cut at)."""
+    items = (spec or {}).get("query") or []
+    if not items:
+        return "the video only"
+    parts = []
+    for item in items:
+        times = ", ".join(f"{float(t):.1f}" for t in item.get("times", []))
+        parts.append(f"{item.get('label', '?')} @ {times} s" + (" (reversed)" if item.get("reverse") else ""))
+    return "; ".join(parts)
+
+
 @app.command()
 def show(
     question_id: Annotated[int, typer.Argument(metavar="ID", help="Question id (from `videozero qa list`).")],
@@ -181,8 +204,10 @@ def show(
         (
             "rewards",
             f"agreement {_fmt(q['agreement'])}  r_learn {_fmt(q['r_learn'])}  "
-            f"r_dep {_fmt(q['r_dep'])}  r_evid {_fmt(q['r_evid'])}",
+            f"r_dep {_fmt(q['r_dep'])}  r_evid {_fmt(q['r_evid'])}  r_Q {_fmt(q['r_q'])}",
         ),
+        ("verification", _verification(q["verification"])),
+        ("shown", _query(q["spec"])),
     ):
         head.add_row(label, value)
     console.print(head)

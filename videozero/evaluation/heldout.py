@@ -41,8 +41,10 @@ from videozero.evaluation.runner import EvalConfig, load_clip
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import answer_kind, question_prompt
+from videozero.questioner.candidate import question_request
 from videozero.rewards import RewardWeights, Span, answer_accuracy, solver_reward, temporal_iou
 from videozero.video.cache import VideoCache
+from videozero.video.decode import MINING_SAMPLING
 
 HELDOUT_SPLIT = "heldout"
 DIAGNOSTICS_SPLIT = "diagnostics"
@@ -235,9 +237,14 @@ def score_questions(
                 )
             clip = clips[q.video_path]
             video = VideoInput.from_clip(clip)
-            requests.append(
-                Request(q.prompt, mode_video(video, q.evidence, mode, clip.duration_s, seed=q.id))
-            )
+            shown = mode_video(video, q.evidence, mode, clip.duration_s, seed=q.id)
+            if q.spec.get("query"):  # query images are cut from the frames the question was mined on
+                key = f"{q.video_path}#dense"
+                if key not in clips:
+                    clips[key] = load_clip(q.video_path, MINING_SAMPLING, cache)
+                requests.append(question_request(q.prompt, q.spec, VideoInput.from_clip(clips[key]), shown))
+            else:
+                requests.append(Request(q.prompt, shown))
             durations.append(clip.duration_s)
         samples = engine.generate(requests, config.greedy)
         rows = []

@@ -110,10 +110,18 @@ def _spans_apart(a: Span, b: Span) -> bool:
 
 
 def _pick_distractors(
-    ev: VideoEvidence, anchor: Span, pool: Sequence[Span], k: int, how: str, rng: np.random.Generator
+    ev: VideoEvidence,
+    anchor: Span,
+    pool: Sequence[Span],
+    k: int,
+    how: str,
+    rng: np.random.Generator,
+    minimum: int = 1,
 ) -> list[Span] | None:
-    """`k` spans of `pool` apart from `anchor` and from each other, by frame-embedding similarity."""
-    cands = [p for p in pool if _spans_apart(p, anchor)]
+    """Up to `k` spans of `pool` apart from `anchor` and from each other, by frame-embedding similarity
+    (`how`: similar, dissimilar or random); None when fewer than `minimum` exist. A short video gives
+    fewer options than its level asks for rather than none."""
+    cands = [p for p in dict.fromkeys(pool) if _spans_apart(p, anchor)]
     if how == "random":
         order = list(rng.permutation(len(cands)))
     else:
@@ -125,8 +133,8 @@ def _pick_distractors(
         if all(_spans_apart(cands[i], c) for c in chosen):
             chosen.append(cands[i])
         if len(chosen) == k:
-            return chosen
-    return None
+            break
+    return chosen if len(chosen) >= min(k, minimum) else None
 
 
 def _options_question(
@@ -353,11 +361,11 @@ def semantic_grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) 
     distractors: list[Span] = []
     if k["later_distractor"]:
         distractors += [s.span for s in later if _spans_apart(s.span, first.span)][:1]
-    rest = _pick_distractors(ev, first.span, without, k["options"] - 1 - len(distractors), "random", rng)
+    rest = _pick_distractors(ev, first.span, without, k["options"] - 1 - len(distractors), "random", rng, 0)
     if rest is None:
         return None
     distractors += [r for r in rest if all(_spans_apart(r, d) for d in distractors)]
-    if len(distractors) < k["options"] - 1:
+    if not distractors:
         return None
     return _options_question(
         "semantic_grounding",

@@ -55,6 +55,7 @@ class QuestionerConfig(BaseModel):
     """What the questioner proposes each round and how it is verified."""
 
     families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="question families used")
+    templates: bool = Field(True, description="propose template questions (off: only the model writer's)")
     per_video: int = Field(12, ge=1, description="template candidates per training video per round")
     heldout_per_video: int = Field(
         12, ge=0, description="held-out questions per held-out video (once per run)"
@@ -232,7 +233,7 @@ def propose_round(
     candidates: list[tuple[Candidate, int]] = []
     for i, video_id in enumerate(videos):
         ev = load_video_evidence(store, video_id, cache_dir)
-        made = propose(ev, counts, levels, seed=config.seed * 100_003 + round_id)
+        made = propose(ev, counts, levels, seed=config.seed * 100_003 + round_id) if config.templates else []
         if writer is not None:
             made += writer(ev, round_id)
         for c in made:

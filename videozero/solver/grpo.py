@@ -263,6 +263,42 @@ class GRPOTrainer:
             seconds_update=time.perf_counter() - started,
         )
 
+    def update_scored(
+        self,
+        requests: Sequence,
+        completions: Sequence[Sequence[int]],
+        rewards: Sequence[float],
+        anchor: tuple[Sequence, Sequence[str]] | None = None,
+    ) -> tuple[float, float, float, int]:
+        """One policy update from rollouts scored elsewhere (the questioner's r_Q): `group_size`
+        consecutive rows share a prompt. Groups whose rewards do not vary are skipped (as `update`);
+        `anchor` = (requests, target texts) adds the supervised anchor. Returns (loss, kl, clip
+        fraction, groups kept)."""
+        c = self.config
+        adv, varied = group_advantages(
+            torch.tensor(list(rewards), dtype=torch.float32), c.group_size, c.scale_std
+        )
+        keep = (varied if c.skip_zero_variance else torch.ones_like(varied)).repeat_interleave(c.group_size)
+        rows = [i for i in range(len(requests)) if keep[i] and completions[i]]
+        self.step_index += 1
+        if not rows and not anchor:
+            return 0.0, 0.0, 0.0, 0
+        self.lm.model.train()
+        loss = kl = clip = 0.0
+        for _ in range(c.updates_per_batch):
+            self.optimizer.zero_grad(set_to_none=True)
+            if rows:
+                loss, kl, clip = self._policy_pass(
+                    [requests[i] for i in rows], [list(completions[i]) for i in rows], adv[rows], None, None
+                )
+            if anchor:
+                loss += self._supervised_pass(*anchor)
+            torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
+            self.optimizer.step()
+        self.lm.model.eval()
+        self._old_logp = None
+        return loss, kl, clip, int(varied.sum())
+
     _old_logp: list[torch.Tensor] | None = None
     last_batch: tuple[list, list] | None = None  # (requests, completions) of the last update
 
@@ -310,9 +346,13 @@ class GRPOTrainer:
 
     def _anchor_pass(self, results: Sequence[QuestionRollouts]) -> float:
         """Supervised anchor on the training targets (the format floor); returns its weighted loss."""
-        c = self.config
         requests = [r.question.request for r in results]
         targets = [render_answer(r.target_spans, r.target_answer) for r in results]
+        return self._supervised_pass(requests, targets)
+
+    def _supervised_pass(self, requests: Sequence, targets: Sequence[str]) -> float:
+        """Accumulate `anchor_coef` x the mean token NLL of `targets`; returns that weighted loss."""
+        c = self.config
         batch = build_batch(self.lm, requests, targets).to(self.lm.device, self.lm.dtype)
         logp = token_logprobs(self.lm.model, batch)
         nll = -(logp.sum() / batch.completion_mask.sum().clamp(min=1))

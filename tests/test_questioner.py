@@ -1,0 +1,325 @@
+"""The questioner: template families against the generator's truth, verification arithmetic and verdicts,
+a solver with signal losing accuracy when the evidence is masked, and the question round end to end."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from store import open_store
+from store.runs import attach_videos, claim_run
+from store.tables import Attempt, Question, Video
+from tests.model_builds import tiny_qwen_dir
+from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
+from videozero.models.prompt import Request, VideoInput
+from videozero.question_prompt import option_letter
+from videozero.questioner.candidate import Candidate, query_images
+from videozero.questioner.evidence import load_video_evidence
+from videozero.questioner.families import FAMILIES, MAX_LEVEL, propose
+from videozero.questioner.verify import BLIND_ANSWERABLE, OUT_OF_BAND, VerifyConfig, VerifyItem, verify
+from videozero.rewards import temporal_iou
+from videozero.video.synthetic import ClipSpec, EventSpec, ShotSpec, write_clip
+
+FRAME_S = 0.5  # mining samples 2 frames per second
+
+
+def _spec(seed: int) -> ClipSpec:
+    """Four shots of distinct backgrounds, one event in each of three of them."""
+    rng = np.random.default_rng(seed)
+    colours = [tuple(int(x) for x in rng.integers(30, 220, 3)) for _ in range(4)]
+    patterns = ["stripes", "checker", "rings", "flat"]
+    return ClipSpec(
+        shots=[ShotSpec(duration_s=4.0, colour=c, pattern=p) for c, p in zip(colours, patterns, strict=True)],
+        events=[
+            EventSpec(kind="appear", start_s=1.0, end_s=2.5, colour=(230, 40, 40), at=(0.6, 0.45)),
+            EventSpec(
+                kind="move",
+                start_s=5.0,
+                end_s=7.0,
+                shape="disc",
+                colour=(250, 250, 250),
+                at=(0.2, 0.5),
+                to=(0.8, 0.5),
+            ),
+            EventSpec(
+                kind="recolour",
+                start_s=13.0,
+                end_s=14.5,
+                colour=(30, 30, 200),
+                new_colour=(250, 220, 0),
+                at=(0.5, 0.5),
+            ),
+        ],
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory):
+    """Three generated clips, mined into a store; the run holds them (one held out)."""
+    from videozero.evidence.mine import mine_videos
+
+    root = tmp_path_factory.mktemp("questioner")
+    truths = {}
+    for seed in range(3):
+        path = root / f"clip{seed}.mp4"
+        truths[str(path)] = write_clip(_spec(seed), path)
+    store = open_store(f"sqlite:///{root / 'store.db'}")
+    mine_videos(store, list(map(Path, truths)), cache_dir=root / "cache")
+    with store.session() as s:
+        videos = {v.id: v.path for v in s.scalars(select(Video))}
+    return store, root, truths, videos
+
+
+def _best_iou(span, truth_spans):
+    return max(temporal_iou([span], [t]) for t in truth_spans)
+
+
+def test_every_family_answer_and_evidence_match_the_generator(mined):
+    store, root, truths, videos = mined
+    seen = set()
+    for video_id, path in videos.items():
+        truth = truths[path]
+        ev = load_video_evidence(store, video_id, root / "cache")
+        true_spans = list(truth.shots) + [(e.start_s, e.end_s) for e in truth.events]
+        for level in range(MAX_LEVEL + 1):
+            for c in propose(ev, dict.fromkeys(FAMILIES, 2), dict.fromkeys(FAMILIES, level), seed=level):
+                seen.add(c.family)
+                assert all(0 <= s < e <= truth.duration_s + 1e-6 for s, e in c.evidence), c
+                query = {q["label"]: q for q in c.spec.get("query", [])}
+                if c.family in ("grounding", "semantic_grounding"):
+                    letter_index = ord(c.answer) - ord("A")
+                    assert tuple(c.spec["option_spans"][letter_index]) == c.evidence[0]
+                    # the evidence is a true shot or event, within a sampled frame at either end
+                    assert _best_iou(c.evidence[0], true_spans) >= 0.5, (c.evidence, true_spans)
+                    others = [tuple(o) for i, o in enumerate(c.spec["option_spans"]) if i != letter_index]
+                    assert all(temporal_iou([o], [c.evidence[0]]) < 0.1 for o in others)
+                if c.family == "grounding":
+                    (t,) = query["Query"]["times"]
+                    assert c.evidence[0][0] - 1e-6 <= t <= c.evidence[0][1] + 1e-6
+                if c.family == "ordering":
+                    times = [query[f"Clip {i + 1}"]["times"][0] for i in range(len(query))]
+                    order = [int(x) - 1 for x in c.answer.split(",")]
+                    assert [times[i] for i in order] == sorted(times)
+                    for t in times:
+                        assert any(s - 1e-6 <= t <= e + 1e-6 for s, e in c.evidence)
+                if c.family == "arrow_of_time":
+                    item = query["Clip 1"]
+                    assert item["times"] == sorted(item["times"]) and len(set(item["times"])) == len(
+                        item["times"]
+                    )
+                    assert c.answer == ("B" if item["reverse"] else "A")
+                if c.family == "what_next":
+                    moment = query["Moment"]["times"][0]
+                    right = query[f"Option {c.answer}"]["times"][0]
+                    assert c.evidence == ((moment, right),) and right > moment
+                    for label, q in query.items():
+                        if label.startswith("Option") and label != f"Option {c.answer}":
+                            assert abs(q["times"][0] - right) > 1.0
+                if c.family == "counting":
+                    a, b = c.spec["window"]
+                    assert int(c.answer) == sum(a < cut < b for cut in truth.cuts_s)
+                    for cut in truth.cuts_s:  # window bounds never sit on a cut
+                        assert abs(a - cut) >= 0.5 - FRAME_S and abs(b - cut) >= 0.5 - FRAME_S
+    assert seen == set(FAMILIES)
+
+
+def test_levels_turn_the_knobs(mined):
+    store, root, _, videos = mined
+    ev = load_video_evidence(store, next(iter(videos)), root / "cache")
+    low = propose(ev, {"grounding": 3, "ordering": 3}, {"grounding": 0, "ordering": 0}, seed=1)
+    high = propose(ev, {"grounding": 3, "ordering": 3}, {"grounding": 2, "ordering": 2}, seed=1)
+    n_opts = lambda cs, f: {len(c.options) for c in cs if c.family == f}  # noqa: E731
+    n_clips = lambda cs: {len(c.answer.split(",")) for c in cs if c.family == "ordering"}  # noqa: E731
+    assert n_opts(low, "grounding") == {2} and max(n_opts(high, "grounding")) > 2
+    assert n_clips(low) == {2} and max(n_clips(high)) > 2
+
+
+# --- verification with scripted solvers -------------------------------------------------------------------
+
+
+class ScriptedSolver(GenerationEngine):
+    """Answers by a rule of (request, sample index): a solver whose behaviour the test fixes."""
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def generate(self, requests, params: SamplingParams):
+        return [[Sample(self.rule(r, k), [1, 2], None, "stop") for k in range(params.n)] for r in requests]
+
+
+def _answer(letter: str, span=(2.0, 4.0)) -> str:
+    return f"<think></think><evidence>[{span[0]}, {span[1]}]</evidence><answer>{letter}</answer>"
+
+
+def _item(candidate: Candidate, n_frames: int = 20) -> VerifyItem:
+    frames = np.full((n_frames, 32, 32, 3), 100, dtype=np.uint8)
+    video = VideoInput(frames, np.arange(n_frames) * 0.5)
+    return VerifyItem(candidate, video, video, duration=n_frames * 0.5, seed=1)
+
+
+def _mc(answer="A") -> Candidate:
+    return Candidate("grounding", "Which?", answer, ((2.0, 4.0),), ("x", "y"), spec={"answer_kind": "option"})
+
+
+def test_a_question_answerable_blind_is_rejected_as_such():
+    solver = ScriptedSolver(lambda r, k: _answer("A"))  # right with or without the video
+    (v,) = verify(solver, [_item(_mc("A"))], VerifyConfig(n_full=4, n_probe=2))
+    assert (v.status, v.reason) == ("rejected", BLIND_ANSWERABLE)
+    assert v.scores["blind"] == 1.0 and v.r_dep == 0.0
+
+
+def test_verification_arithmetic_and_acceptance():
+    # with the video: right on even samples (p = 0.5); blind and masked: always wrong
+    def rule(r: Request, k: int) -> str:
+        masked = r.video is not None and r.video.frames.min() == 0
+        if r.video is None or masked:
+            return _answer("B")
+        return _answer("A" if k % 2 == 0 else "B")
+
+    (v,) = verify(ScriptedSolver(rule), [_item(_mc("A"))], VerifyConfig(n_full=4, n_probe=2))
+    assert (v.status, v.reason) == ("accepted", None)
+    assert v.p == 0.5 and v.r_learn == 0.5 and v.r_dep == 0.5 and v.necessity == 0.5
+    assert set(v.rollouts) == {"full", "blind", "masked", "key_only", "random_span"}
+    assert len(v.rollouts["full"].samples) == 4 and len(v.rollouts["blind"].samples) == 2
+    assert 0 < v.r_evid <= 1
+
+
+def test_always_right_is_out_of_band_and_unformatted_has_no_answer():
+    always = ScriptedSolver(lambda r, k: _answer("A") if r.video is not None else _answer("B"))
+    (v,) = verify(always, [_item(_mc("A"))], VerifyConfig(n_full=4, n_probe=2))
+    assert (v.status, v.reason, v.r_learn) == ("rejected", OUT_OF_BAND, 0.0)
+    model_written = Candidate(
+        "model", "Which?", "A", ((2.0, 4.0),), ("x", "y"), writer="model", spec={"answer_kind": "option"}
+    )
+    (v,) = verify(
+        ScriptedSolver(lambda r, k: "no idea"), [_item(model_written)], VerifyConfig(n_full=4, n_probe=2)
+    )
+    assert v.status == "rejected" and v.reason.startswith("no answer") and v.consensus_answer is None
+
+
+_OPTION_SPAN = re.compile(r"^([A-E])\. from ([\d.]+) s to ([\d.]+) s$", re.M)
+
+
+class PixelMatchingSolver(GenerationEngine):
+    """Answers grounding questions by looking: the video frame most like the query image gives the
+    time, and the option span holding it the answer. It has signal exactly where the evidence is shown."""
+
+    def generate(self, requests, params):
+        return [[Sample(self._answer(r), [1], None, "stop")] * params.n for r in requests]
+
+    def _answer(self, r: Request) -> str:
+        query = next(img for label, img in r.images if label == "Query").astype(np.float32)
+        options = [(m[1], float(m[2]), float(m[3])) for m in _OPTION_SPAN.finditer(r.question)]
+        if r.video is None:
+            return _answer("A")
+        diffs = [np.abs(f.astype(np.float32) - query).mean() for f in r.video.frames]
+        t = float(r.video.timestamps[int(np.argmin(diffs))])
+        for letter, s, e in options:
+            if s - 0.1 <= t <= e + 0.1:
+                return _answer(letter, (s, e))
+        return _answer("A")
+
+
+def test_masking_the_evidence_lowers_the_accuracy_of_a_solver_with_signal(mined):
+    store, root, _, videos = mined
+    items = []
+    for video_id in videos:
+        ev = load_video_evidence(store, video_id, root / "cache")
+        dense = VideoInput(ev.frames, ev.timestamps)
+        for c in propose(ev, {"grounding": 4}, {"grounding": 2}, seed=3):
+            items.append(VerifyItem(c, dense, dense, ev.duration, ev.segments, seed=len(items)))
+    assert len(items) >= 6
+    verdicts = verify(PixelMatchingSolver(), items, VerifyConfig(n_full=2, n_probe=1, blind_max=1.0))
+    full = np.mean([v.scores["full"] for v in verdicts])
+    masked = np.mean([v.scores["masked"] for v in verdicts])
+    assert full >= 0.8 and masked <= full - 0.5, (full, masked)
+    assert np.mean([v.necessity for v in verdicts]) > 0.5
+    # with only the evidence shown the solver still finds it; with a random span it does not
+    assert np.mean([v.specificity for v in verdicts]) > 0
+
+
+def test_query_images_are_cut_from_the_dense_frames_in_order():
+    frames = np.stack([np.full((4, 4, 3), i, dtype=np.uint8) for i in range(10)])
+    video = VideoInput(frames, np.arange(10) * 0.5)
+    spec = {
+        "query": [
+            {"label": "Clip 1", "times": [1.0, 2.0, 3.0], "reverse": True},
+            {"label": "Moment", "times": [0.4]},
+        ]
+    }
+    images = query_images(video, spec)
+    assert [label for label, _ in images] == [
+        "Clip 1, frame 1",
+        "Clip 1, frame 2",
+        "Clip 1, frame 3",
+        "Moment",
+    ]
+    assert [int(img[0, 0, 0]) for _, img in images] == [6, 4, 2, 1]
+
+
+# --- the round over the store, with the real tiny model --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_question_round_with_the_tiny_model_stores_everything_and_resumes(mined, tmp_path):
+    from videozero.models.engines.transformers_engine import TransformersEngine
+    from videozero.models.loader import load_model
+    from videozero.questioner.round import QuestionerConfig, question_round, solver_checkpoint
+
+    store, root, _, videos = mined
+    run_id = claim_run(store, "round-test", {})
+    splits = attach_videos(store, run_id, list(videos))
+    assert sorted(splits.values()) == ["heldout", "train", "train"]
+    model = tiny_qwen_dir()
+    engine = TransformersEngine(load_model(model, device="cpu"), batch_size=16)
+    ckpt = solver_checkpoint(store, run_id, str(model))
+    config = QuestionerConfig(
+        per_video=6,
+        heldout_per_video=6,
+        solver_max_frames=8,
+        verify=VerifyConfig(n_full=2, n_probe=1, max_new_tokens=16),
+    )
+    summary = question_round(store, run_id, 0, engine, ckpt, config, cache_dir=root / "cache")
+    with store.session() as s:
+        qs = s.scalars(select(Question).where(Question.run_id == run_id)).all()
+        n_attempts = s.scalar(select(func.count(Attempt.id)))
+    train = [q for q in qs if q.split == "train"]
+    assert {q.split for q in qs} == {"train", "heldout"}
+    assert all(q.status in ("accepted", "rejected") for q in qs)  # nothing left unjudged
+    assert all(q.reject_reason for q in qs if q.status == "rejected")
+    verified = [q for q in train if q.verification is not None]
+    assert verified and all(
+        q.r_learn is not None and q.r_dep is not None and q.r_evid is not None for q in verified
+    )
+    for q in verified:
+        with store.session() as s:
+            modes = dict(
+                s.execute(
+                    select(Attempt.mode, func.count())
+                    .where(Attempt.question_id == q.id)
+                    .group_by(Attempt.mode)
+                ).all()
+            )
+        assert modes["full"] == 2 and modes["blind"] == 1 and modes.get("masked") == 1
+    assert sum(sum(c.values()) for c in summary.counts.values()) == len(train)
+    # a second call on the same round adds nothing
+    question_round(store, run_id, 0, engine, ckpt, config, cache_dir=root / "cache")
+    with store.session() as s:
+        assert s.scalar(select(func.count(Question.id)).where(Question.run_id == run_id)) == len(qs)
+        assert s.scalar(select(func.count(Attempt.id))) == n_attempts
+
+
+def test_option_letters_of_families_are_uniformly_placed(mined):
+    store, root, _, videos = mined
+    letters = []
+    for video_id in videos:
+        ev = load_video_evidence(store, video_id, root / "cache")
+        for seed in range(6):
+            letters += [c.answer for c in propose(ev, {"grounding": 2, "arrow_of_time": 2}, None, seed=seed)]
+    counts = {option_letter(i): letters.count(option_letter(i)) for i in range(2)}
+    assert min(counts.values()) >= 0.25 * len(letters), counts  # no constant answer
