@@ -323,3 +323,65 @@ def test_option_letters_of_families_are_uniformly_placed(mined):
             letters += [c.answer for c in propose(ev, {"grounding": 2, "arrow_of_time": 2}, None, seed=seed)]
     counts = {option_letter(i): letters.count(option_letter(i)) for i in range(2)}
     assert min(counts.values()) >= 0.25 * len(letters), counts  # no constant answer
+
+
+@pytest.mark.slow
+def test_questioner_grpo_step_with_the_tiny_model_updates_the_writer(mined, tmp_path):
+    """A random-init writer writes garbage: every write scores invalid_reward, no group varies, the
+    parse rate is under the floor, so the supervised format anchor is what moves the weights."""
+    import torch
+
+    from videozero.models.engines.transformers_engine import TransformersEngine
+    from videozero.models.loader import load_model
+    from videozero.questioner.training import QuestionerGRPOConfig, QuestionerTrainer, WriterVideo
+
+    store, root, _, videos = mined
+    solver = TransformersEngine(load_model(tiny_qwen_dir(), device="cpu"), batch_size=16)
+    wvs = []
+    for video_id in list(videos)[:2]:
+        ev = load_video_evidence(store, video_id, root / "cache")
+        wvs.append(WriterVideo(ev, VideoInput(ev.frames[::4], ev.timestamps[::4])))
+    writer = load_model(tiny_qwen_dir(), device="cpu")
+    config = QuestionerGRPOConfig(
+        steps=1,
+        spans_per_step=2,
+        group_size=2,
+        max_new_tokens=24,
+        lr=1e-3,
+        verify=VerifyConfig(n_full=2, n_probe=1),
+    )
+    trainer = QuestionerTrainer(writer, solver, config)
+    before = {n: p.detach().clone() for n, p in trainer.lm.model.named_parameters() if p.requires_grad}
+    report = trainer.train(wvs)
+    (step,) = report.steps
+    assert step.writes == 4 and step.parsed == 0 and step.mean_r_q == config.invalid_reward
+    assert step.groups_kept == 0 and step.anchored and step.loss > 0
+    after = dict(trainer.lm.model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+
+
+def test_write_rewards_score_invalid_writes_and_subtract_repetition():
+    from types import SimpleNamespace
+
+    from videozero.questioner.training import write_rewards
+
+    v = SimpleNamespace(r_learn=0.5, r_dep=0.25, r_evid=0.5)
+    assert write_rewards(["w0", "w1", "w2"], {1: v, 2: v}, {2: 0.5}, -1.0) == [-1.0, 1.25, 0.75]
+
+
+def test_family_measurements_feed_the_curriculum(mined):
+    from videozero.curriculum import CurriculumScheduler
+    from videozero.questioner.round import family_measurements
+
+    store, _, _, _ = mined
+    with store.session() as s:
+        round_id = s.scalar(select(Question.round_id).where(Question.verification.is_not(None)).limit(1))
+    if round_id is None:
+        pytest.skip(
+            "needs the round of test_question_round_with_the_tiny_model_stores_everything_and_resumes"
+        )
+    measured = family_measurements(store, round_id)
+    assert measured and all(0 <= m.learnability <= 0.5 and m.n > 0 for m in measured.values())
+    sched = CurriculumScheduler()
+    state = sched.update(sched.initial(list(FAMILIES)), measured)
+    assert abs(sum(state.weights().values()) - 1) < 1e-6

@@ -433,3 +433,31 @@ def question_round(
     summary = round_summary(store, round_id)
     summary.seconds = seconds
     return summary
+
+
+def family_measurements(store, round_id: int) -> dict[str, Any]:
+    """Per family, what the round's verification measured for the curriculum: the solver's accuracy
+    with the video, its agreement, the learnability min(p, 1 - p), over the verified questions."""
+    from videozero.curriculum import FamilyMeasurement
+
+    per: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    with store.session() as s:
+        rows = s.execute(
+            select(Question.family, Question.verification, Question.agreement, Question.r_learn).where(
+                Question.round_id == round_id, Question.verification.is_not(None)
+            )
+        )
+        for family, figures, agreement, r_learn in rows:
+            full = (figures or {}).get("scores", {}).get("full")
+            if full is None or agreement is None or r_learn is None:
+                continue
+            per[family].append((float(full), float(agreement), float(r_learn)))
+    return {
+        f: FamilyMeasurement(
+            accuracy=min(1.0, sum(a for a, _, _ in v) / len(v)),
+            agreement=min(1.0, sum(c for _, c, _ in v) / len(v)),
+            learnability=min(0.5, sum(r for _, _, r in v) / len(v)),
+            n=len(v),
+        )
+        for f, v in per.items()
+    }
