@@ -32,6 +32,21 @@ def this_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def owner_alive(owner: str) -> bool:
+    """False only when `owner` is a process of this host that no longer exists (a killed run's lease
+    is then taken over at once); owners on other hosts count as alive until their lease times out."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _aware(ts: datetime | None) -> datetime | None:
     if ts is not None and ts.tzinfo is None:  # SQLite returns naive datetimes
         return ts.replace(tzinfo=UTC)
@@ -62,7 +77,8 @@ def claim_run(
             s.flush()
             return run.id
         beat = _aware(run.heartbeat_at)
-        if run.owner and run.owner != owner and beat is not None and now - beat < lease_timeout:
+        live = run.owner and run.owner != owner and owner_alive(run.owner)
+        if live and beat is not None and now - beat < lease_timeout:
             age = (now - beat).total_seconds()
             raise RunLockedError(
                 f"Run '{name}' is being driven by {run.owner} (last heartbeat {age:.0f} s ago): wait for it to "
@@ -109,26 +125,39 @@ def run_by_name(session: Session, name: str) -> Run | None:
 # --- a run's videos and rounds ---------------------------------------------------------------------------
 
 
-def heldout_split(hashes: list[str], fraction: float, minimum: int = 1) -> set[str]:
-    """Which videos (by content hash) are held out: a stable choice by hash order, at least `minimum`
-    when there are two videos or more, so that training always keeps one.
+def heldout_split(
+    hashes: list[str], fraction: float, minimum: int = 1, eligible: list[str] | None = None
+) -> set[str]:
+    """Which videos (by content hash) are held out: a stable choice by hash order among `eligible`
+    (default: all), at least `minimum` when there are two videos or more, so that training always
+    keeps one.
 
     >>> sorted(heldout_split(["c", "a", "b", "d"], 0.25))
     ['a']
     >>> heldout_split(["a"], 0.5), sorted(heldout_split(["a", "b"], 0.0, minimum=1))
     (set(), ['a'])
+    >>> sorted(heldout_split(["c", "a", "b", "d"], 0.5, eligible=["d", "c", "b"]))
+    ['b', 'c']
     """
     if len(hashes) < 2:
         return set()
     n = min(len(hashes) - 1, max(minimum, round(fraction * len(hashes))))
-    return set(sorted(hashes)[:n])
+    pool = sorted(hashes if eligible is None else [h for h in hashes if h in set(eligible)])
+    return set(pool[:n])
 
 
 def attach_videos(
-    store: Store, run_id: int, video_ids: list[int], heldout_fraction: float = 0.25, min_heldout: int = 1
+    store: Store,
+    run_id: int,
+    video_ids: list[int],
+    heldout_fraction: float = 0.25,
+    min_heldout: int = 1,
+    eligible: set[int] | None = None,
 ) -> dict[int, str]:
     """Make mined videos part of a run with a train/heldout split by video; videos already attached keep
-    their split (a resumed or extended run never moves a video between splits). Returns video -> split."""
+    their split (a resumed or extended run never moves a video between splits). Held-out videos are
+    drawn from `eligible` (default: all), e.g. those long enough to carry questions. Returns
+    video -> split."""
     from store.tables import RunVideo, Video
 
     with store.write() as s:
@@ -147,7 +176,10 @@ def attach_videos(
                 set()
                 if have_heldout and len(new) < 2
                 else heldout_split(
-                    list(hashes.values()), heldout_fraction, 0 if have_heldout else min_heldout
+                    list(hashes.values()),
+                    heldout_fraction,
+                    0 if have_heldout else min_heldout,
+                    None if eligible is None else [h for v, h in hashes.items() if v in eligible],
                 )
             )
             for v in new:

@@ -8,7 +8,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from store import StoreError
-from videozero.cli import db, mine, model, qa, question, warmup
+from videozero.cli import db, iterate, mine, model, qa, question, warmup
 from videozero.cli.common import err_console
 from videozero.cli.eval import eval_command
 from videozero.errors import VideozeroError
@@ -23,6 +23,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.command("mine")(mine.mine)
 app.command("question")(question.question)
+app.command("iterate")(iterate.iterate)
+app.command("serve")(iterate.serve)
 model.app.command("warmup")(warmup.warmup)
 app.add_typer(model.app, name="model")
 app.add_typer(qa.app, name="qa")

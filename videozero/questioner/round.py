@@ -43,7 +43,6 @@ from videozero.questioner.verify import (
     VerifyConfig,
     VerifyItem,
     degenerate_reason,
-    questioner_reward,
     verify,
 )
 from videozero.rewards import Span
@@ -214,6 +213,7 @@ def propose_round(
     writer: Callable[[VideoEvidence, int], list[Candidate]] | None = None,
     cache_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    evidence_transform: Callable[[VideoEvidence], VideoEvidence] | None = None,
 ) -> int:
     """Propose the round's candidates on every training video and store them; returns how many were
     stored (0 when the stage is already done). `writer(evidence, round_index)` adds model-written ones."""
@@ -233,6 +233,8 @@ def propose_round(
     candidates: list[tuple[Candidate, int]] = []
     for i, video_id in enumerate(videos):
         ev = load_video_evidence(store, video_id, cache_dir)
+        if evidence_transform is not None:
+            ev = evidence_transform(ev)
         made = propose(ev, counts, levels, seed=config.seed * 100_003 + round_id) if config.templates else []
         if writer is not None:
             made += writer(ev, round_id)
@@ -349,7 +351,7 @@ def verify_round(
                 repetition = float(cand.spec.get("repetition", 0.0))
                 q.status, q.reject_reason = v.status, v.reason
                 q.r_learn, q.r_dep, q.r_evid = v.r_learn, v.r_dep, v.r_evid
-                q.r_q = questioner_reward(v.r_learn, v.r_dep, v.r_evid, repetition)
+                q.r_q = v.r_q(repetition, config.verify.use_r_dep)
                 q.agreement = v.agreement
                 q.consensus_answer = v.consensus_answer
                 q.consensus_evidence = [list(sp) for sp in v.consensus_spans] or None
@@ -415,6 +417,7 @@ def question_round(
     writer: Callable[[VideoEvidence, int], list[Candidate]] | None = None,
     cache_dir: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    evidence_transform: Callable[[VideoEvidence], VideoEvidence] | None = None,
 ) -> RoundQuestions:
     """The questioner phase of round `round_index`: held-out set (once), proposals, verification."""
     config = config or QuestionerConfig()
@@ -425,7 +428,18 @@ def question_round(
     seconds["heldout"] = time.perf_counter() - t
     t = time.perf_counter()
     step = (lambda name: lambda i, n: progress(name, i, n)) if progress else (lambda name: None)
-    propose_round(store, run_id, round_id, config, levels, weights, writer, cache_dir, step("propose"))
+    propose_round(
+        store,
+        run_id,
+        round_id,
+        config,
+        levels,
+        weights,
+        writer,
+        cache_dir,
+        step("propose"),
+        evidence_transform,
+    )
     seconds["propose"] = time.perf_counter() - t
     t = time.perf_counter()
     verify_round(store, engine, run_id, round_id, checkpoint_id, config, cache_dir, step("verify"))
@@ -461,3 +475,43 @@ def family_measurements(store, round_id: int) -> dict[str, Any]:
         )
         for f, v in per.items()
     }
+
+
+def accepted_solver_questions(
+    store, run_id: int, round_id: int, sampling, cache_dir: str | Path | None = None
+) -> list:
+    """The round's accepted training questions as the solver trainer takes them: each request holds the
+    video at the solver's sampling and the query images cut from the mined frames."""
+    from videozero.questioner.candidate import question_request
+    from videozero.solver.rollout import SolverQuestion
+
+    with store.session() as s:
+        rows = s.scalars(
+            select(Question)
+            .where(Question.run_id == run_id, Question.round_id == round_id, Question.status == "accepted")
+            .where(Question.split == "train")
+            .order_by(Question.id)
+        ).all()
+        items = [(q.id, q.video_id, _candidate_of(q)) for q in rows]
+    cache = VideoCache(cache_dir) if cache_dir is not None else None
+    evidence: dict[int, VideoEvidence] = {}
+    videos: dict[int, VideoInput] = {}
+    out = []
+    for qid, vid, c in items:
+        if vid not in evidence:
+            evidence[vid] = load_video_evidence(store, vid, cache_dir)
+            videos[vid] = VideoInput.from_clip(load_clip(evidence[vid].path, sampling, cache))
+        ev = evidence[vid]
+        out.append(
+            SolverQuestion(
+                request=question_request(c.prompt, c.spec, VideoInput(ev.frames, ev.timestamps), videos[vid]),
+                kind=c.kind,
+                answer=c.answer if c.writer == "template" else None,
+                evidence=c.evidence,
+                duration=ev.duration,
+                writer=c.writer,
+                family=c.family,
+                question_id=qid,
+            )
+        )
+    return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, Field
 
+from videozero.errors import VideozeroError
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.loader import LoadedModel
 from videozero.models.prompt import VideoInput
@@ -78,7 +79,11 @@ class WriterVideo:
 
 
 def write_rewards(
-    candidates: Sequence, verdicts: dict[int, object], penalties: dict[int, float], invalid: float
+    candidates: Sequence,
+    verdicts: dict[int, object],
+    penalties: dict[int, float],
+    invalid: float,
+    use_r_dep: bool = True,
 ) -> list[float]:
     """r_Q of each write: `invalid` for unparseable or degenerate ones, else the verified r_Q."""
     out = []
@@ -87,7 +92,8 @@ def write_rewards(
         if v is None:
             out.append(invalid)
         else:
-            out.append(questioner_reward(v.r_learn, v.r_dep, v.r_evid, penalties.get(i, 0.0)))
+            r_dep = v.r_dep if use_r_dep else 0.0
+            out.append(questioner_reward(v.r_learn, r_dep, v.r_evid, penalties.get(i, 0.0)))
     return out
 
 
@@ -140,12 +146,14 @@ class QuestionerTrainer:
         c = self.config
         started = time.perf_counter()
         inputs, owners = [], []
+        usable = [(wv, writer_inputs(wv.evidence, wv.video, k=4)) for wv in videos]
+        usable = [(wv, choices) for wv, choices in usable if choices]
+        if not usable:
+            raise VideozeroError("no training video has an evidence span the questioner can write about.")
         for _ in range(c.spans_per_step):
-            wv = videos[int(self.rng.integers(len(videos)))]
-            choices = writer_inputs(wv.evidence, wv.video, k=4)
-            if choices:
-                inputs.append(choices[int(self.rng.integers(len(choices)))])
-                owners.append(wv)
+            wv, choices = usable[int(self.rng.integers(len(usable)))]
+            inputs.append(choices[int(self.rng.integers(len(choices)))])
+            owners.append(wv)
         writes = write_questions(
             self.grpo.engine,
             inputs,
@@ -172,7 +180,9 @@ class QuestionerTrainer:
             penalties = dict(
                 zip(where, (float(x) for x in repetition_penalty(emb, c.repetition_threshold)), strict=True)
             )
-        rewards = write_rewards([w for w, _ in flat], verdicts, penalties, c.invalid_reward)
+        rewards = write_rewards(
+            [w for w, _ in flat], verdicts, penalties, c.invalid_reward, c.verify.use_r_dep
+        )
         parsed = len(items)
         anchor = None
         if c.format_floor > 0 and parsed < c.format_floor * max(1, len(flat)):

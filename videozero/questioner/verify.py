@@ -66,6 +66,10 @@ class VerifyConfig(BaseModel):
     saliency_weight: float = Field(0.5, ge=0, description="weight of the miner's saliency in r_evid")
     necessity_weight: float = Field(0.5, ge=0, description="weight of key necessity in r_evid")
     label_mode: str = Field("auto", description="constructed | consensus | auto (rollout.training_target)")
+    use_r_dep: bool = Field(
+        True,
+        description="reward video dependency in r_Q and reject blind-answerable questions (ablation: off)",
+    )
     seed: int = 0
     weights: RewardWeights = Field(default_factory=RewardWeights)
 
@@ -142,7 +146,8 @@ def judge(
     >>> judge(0.5, 0.5, 0.25, c), judge(0.75, 0.75, 1.0, c)[1], judge(1.0, 1.0, 0.0, c)[1]
     (('accepted', None), 'blind-answerable', 'out of band')
     """
-    if score_blind is not None and score_blind >= config.blind_max and score_blind >= score_full:
+    blind_checked = config.use_r_dep and score_blind is not None
+    if blind_checked and score_blind >= config.blind_max and score_blind >= score_full:
         return "rejected", BLIND_ANSWERABLE
     if not config.band_low <= p <= config.band_high:
         return "rejected", OUT_OF_BAND
@@ -180,6 +185,10 @@ class Verdict:
     specificity: float | None
     saliency: float
     rollouts: dict[str, QuestionRollouts] = field(default_factory=dict)
+
+    def r_q(self, repetition: float = 0.0, use_r_dep: bool = True) -> float:
+        """The questioner's reward of this question (r_dep left out when the ablation turns it off)."""
+        return questioner_reward(self.r_learn, self.r_dep if use_r_dep else 0.0, self.r_evid, repetition)
 
     def figures(self) -> dict[str, Any]:
         """The verification figures kept with the question (questions.verification)."""

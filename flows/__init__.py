@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration over `videozero` and `store` (deployments in prefect.yaml)."""

@@ -1,0 +1,64 @@
+"""The `eval` flow: held-out evaluation of a run's solver checkpoints, side by side, for a UI deployment."""
+
+from __future__ import annotations
+
+import base64
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_image_artifact, create_markdown_artifact
+from pydantic import BaseModel, Field
+
+
+class EvalParams(BaseModel):
+    """Which run to evaluate and where its store is."""
+
+    run_name: str = Field("default", description="the run whose checkpoints are evaluated")
+    workdir: str = Field("videozero_work")
+    db: str | None = None
+    max_frames: int = Field(32, ge=1)
+    limit: int | None = Field(None, ge=1, description="only the first N held-out questions")
+
+
+@flow(name="videozero-eval", log_prints=True)
+def evaluate(params: EvalParams) -> dict:
+    """Score every solver checkpoint of the run on its held-out questions; a markdown table and a plot."""
+    from videozero.evaluation.report import report_plot, run_columns, run_report
+    from videozero.loop import evaluate_checkpoint, open_run_store, run_id_of
+    from videozero.run_config import RunConfig
+
+    logger = get_run_logger()
+    config = RunConfig(run_name=params.run_name, workdir=params.workdir, db=params.db)
+    config.eval.max_frames, config.eval.limit = params.max_frames, params.limit
+    store = open_run_store(config)
+    try:
+        run_id = run_id_of(store, params.run_name)
+        with store.session() as s:
+            columns = run_columns(s, run_id)
+        for c in columns:
+            figures = evaluate_checkpoint(config, run_id, c.checkpoint_id)
+            logger.info("%s: accuracy %s, mIoU %s", c.label, figures.get("accuracy"), figures.get("mIoU"))
+        with store.session() as s:
+            report = run_report(s, run_id, params.run_name)
+    finally:
+        store.dispose()
+    lines = [
+        "| figure | " + " | ".join(c.label for c in report.columns) + " |",
+        "|---" * (len(report.columns) + 1) + "|",
+    ]
+    for split, name in report.rows():
+        if split != "heldout" or "/" in name:
+            continue
+        per = report.values[(split, name)]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{per[c.label]:.3f}" if c.label in per else "-" for c in report.columns)
+            + " |"
+        )
+    create_markdown_artifact(
+        "\n".join(lines), key=f"videozero-eval-{params.run_name}".lower().replace("_", "-")
+    )
+    png = report_plot(report, config.run_dir / "metrics.png")
+    create_image_artifact(
+        f"data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}", description=str(png)
+    )
+    return {"checkpoints": len(report.columns), "plot": str(png)}

@@ -1,0 +1,127 @@
+"""The `iterate` flow: rounds of the Video-Zero loop as Prefect tasks over `videozero.loop`.
+
+`iterate(config)` claims the run's lease, mines and attaches the videos, prepares the learner (built,
+aligned and warmed up on first use), fixes the held-out questions, evaluates the base and warm-up
+checkpoints, then runs `round_flow` for every round not yet finished: question -> solver GRPO ->
+questioner GRPO -> held-out evaluation and diagnostics -> curriculum. Tasks take ids and the config
+(never models or sessions); the store records what is done, so a rerun of a killed run resumes.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.artifacts import publish_round
+from videozero import loop
+from videozero.run_config import RunConfig
+from videozero.summary import round_summary
+
+# Every task reads and writes the store: resuming is the store's job, not Prefect's result cache.
+TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="mine", retries=1, retry_delay_seconds=5, **TASK)
+def mine_task(config: RunConfig, run_id: int) -> dict:
+    return loop.mine_stage(config, run_id, progress=True)
+
+
+@task(name="learner", **TASK)
+def learner_task(config: RunConfig, run_id: int) -> dict:
+    return loop.learner_stage(config, run_id)
+
+
+@task(name="held-out questions", **TASK)
+def heldout_task(config: RunConfig, run_id: int) -> int:
+    return loop.heldout_stage(config, run_id)
+
+
+@task(name="evaluate checkpoint", retries=1, retry_delay_seconds=5, **TASK)
+def evaluate_task(config: RunConfig, run_id: int, checkpoint_id: int) -> dict:
+    return loop.evaluate_checkpoint(config, run_id, checkpoint_id)
+
+
+@task(name="question", **TASK)
+def question_task(config: RunConfig, run_id: int, round_index: int) -> dict:
+    return loop.question_stage(config, run_id, round_index)
+
+
+@task(name="solver GRPO", **TASK)
+def solver_task(config: RunConfig, run_id: int, round_index: int) -> dict:
+    logger = get_run_logger()
+
+    def progress(step) -> None:
+        logger.info(
+            "solver step %d: reward %.3f accuracy %.2f IoU %.2f format %.0f%%, groups kept %d/%d",
+            step.step, step.reward, step.accuracy, step.iou, 100 * step.format_rate, step.groups_kept, step.groups,
+        )  # fmt: skip
+
+    return loop.solver_stage(config, run_id, round_index, progress)
+
+
+@task(name="questioner GRPO", **TASK)
+def questioner_task(config: RunConfig, run_id: int, round_index: int) -> dict:
+    return loop.questioner_stage(config, run_id, round_index)
+
+
+@task(name="evaluate round", retries=1, retry_delay_seconds=5, **TASK)
+def eval_task(config: RunConfig, run_id: int, round_index: int) -> dict:
+    return loop.eval_stage(config, run_id, round_index)
+
+
+@task(name="curriculum", **TASK)
+def curriculum_task(config: RunConfig, run_id: int, round_index: int) -> dict:
+    return loop.curriculum_stage(config, run_id, round_index)
+
+
+@flow(name="videozero-round", log_prints=True)
+def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
+    """One round: question -> solver GRPO -> questioner GRPO -> evaluation -> curriculum."""
+    logger = get_run_logger()
+    stages = {}
+    for name, fn in (
+        ("question", question_task),
+        ("solver", solver_task),
+        ("questioner", questioner_task),
+        ("eval", eval_task),
+        ("curriculum", curriculum_task),
+    ):
+        stages[name] = fn(config, run_id, round_index)
+        logger.info("round %d %s: %s", round_index, name, stages[name])
+    store = loop.open_run_store(config)
+    try:
+        summary = round_summary(store, run_id, round_index)
+    finally:
+        store.dispose()
+    publish_round(config, summary)
+    return stages
+
+
+@flow(name="videozero-iterate", log_prints=True)
+def iterate(config: RunConfig) -> dict:
+    """Run (or resume) `config.rounds` rounds of the Video-Zero loop on `config.videos`."""
+    logger = get_run_logger()
+    store = loop.open_run_store(config)
+    lease = loop.Lease(store, config)
+    status = "failed"
+    try:
+        run_id = lease.run_id
+        mined = mine_task(config, run_id)
+        logger.info("videos: %s", mined)
+        learner = learner_task(config, run_id)
+        heldout_task(config, run_id)
+        for key in ("base", "warmup"):
+            if key in learner:
+                evaluate_task(config, run_id, learner[key])
+        done = loop.rounds_done(store, run_id)
+        for r in range(done, config.rounds):
+            lease.check()
+            round_flow(config, run_id, r)
+        status = "finished"
+        return {"run_id": run_id, "rounds": config.rounds}
+    except KeyboardInterrupt:
+        status = "stopped"
+        raise
+    finally:
+        lease.release(status)
+        store.dispose()

@@ -1,0 +1,192 @@
+"""`videozero iterate`: run (or resume) rounds of the loop through the Prefect flow; `videozero serve`:
+serve the iterate, mine and eval deployments so rounds can be launched from the Prefect UI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from videozero.cli.common import DbOption, console, workdir_default
+from videozero.errors import VideozeroError
+
+
+def prefect_defaults() -> None:
+    """Settings that make Prefect's temporary local server dependable on a small machine (kept when the
+    user set them)."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+
+
+def iterate(
+    rounds: Annotated[
+        int | None,
+        typer.Option("--rounds", min=1, max=100, help="rounds to reach, default 2 (a resumed run continues)"),
+    ] = None,
+    videos: Annotated[
+        list[Path] | None,
+        typer.Option("--videos", help="videos or folders (repeatable); default: embedded samples"),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="learner: nano, tiny-qwen, a checkpoint directory or a hub id"),
+    ] = None,
+    run_name: Annotated[
+        str | None,
+        typer.Option("--run-name", help="run name, default 'default'; the same name resumes the run"),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML file of settings (see docs/iterate.md)", show_default=False),
+    ] = None,
+    preset: Annotated[
+        str, typer.Option("--preset", help="default (nano) or smoke (tiny-qwen, minimal budgets)")
+    ] = "default",
+    db: DbOption = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="work directory (store, caches, checkpoints); default ./videozero_work"),
+    ] = None,
+) -> None:
+    """Run the Video-Zero loop for --rounds rounds: mine, propose and verify questions, train the solver
+    and the questioner, evaluate on held-out videos, update the curriculum. Killed runs resume."""
+    from videozero.run_config import load_run_config
+
+    if preset not in ("default", "smoke"):
+        raise VideozeroError(f"unknown preset {preset!r}: use default or smoke.")
+    if videos:
+        missing = [str(p) for p in videos if not p.exists()]
+        if len(missing) == len(videos):
+            raise VideozeroError(f"none of the videos exist ({', '.join(missing)}): check --videos.")
+    overrides: dict = {
+        "rounds": rounds,
+        "run_name": run_name,
+        "workdir": str(workdir) if workdir else None,
+        "db": db,
+        "videos": [str(v) for v in videos] if videos else None,
+    }
+    config = load_run_config(preset, config_file, **overrides)
+    if workdir is None and config.workdir == type(config).model_fields["workdir"].default:
+        config.workdir = str(workdir_default())  # $VIDEOZERO_WORKDIR
+    config.db = config.db or os.environ.get("VIDEOZERO_DB")
+    if model:
+        config.learner.model = model
+    prefect_defaults()
+    started = time.perf_counter()
+    from flows.iterate import iterate as iterate_flow
+
+    try:
+        iterate_flow(config)
+    except Exception as exc:
+        from store import StoreError
+
+        if isinstance(exc, VideozeroError | StoreError):
+            raise
+        raise VideozeroError(
+            f"the run stopped: {type(exc).__name__}: {exc} (rerun the same command to resume)."
+        ) from exc
+    show_run(config, time.perf_counter() - started)
+
+
+def show_run(config, seconds: float) -> None:
+    """Every round's closing table, the checkpoints side by side, and where the plot is."""
+    from videozero.loop import open_run_store, run_id_of
+    from videozero.summary import comparison_table, round_summary, round_table, run_plot
+
+    store = open_run_store(config)
+    try:
+        run_id = run_id_of(store, config.run_name)
+        for r in range(config.rounds):
+            console.print(round_table(round_summary(store, run_id, r)))
+    finally:
+        store.dispose()
+    console.print(comparison_table(config))
+    png = run_plot(config)
+    console.print(
+        f"run {config.run_name!r}: {config.rounds} rounds in {seconds / 60:.1f} min"
+        + (f"; plot {png}" if png else "")
+    )
+
+
+def _server_healthy(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start_local_server(port: int, timeout: float = 120.0) -> subprocess.Popen:
+    """`prefect server start` on 127.0.0.1:`port`, waited for until healthy."""
+    url = f"http://127.0.0.1:{port}/api"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise VideozeroError(
+                f"the Prefect server exited at start (code {proc.returncode}): is port {port} in use?"
+            )
+        if _server_healthy(url):
+            return proc
+        time.sleep(1)
+    proc.terminate()
+    raise VideozeroError(f"the Prefect server did not answer on {url} within {timeout:.0f} s.")
+
+
+def serve(
+    workdir: Annotated[
+        Path | None, typer.Option(help="work directory the deployments use by default")
+    ] = None,
+    db: DbOption = None,
+    port: Annotated[
+        int, typer.Option("--port", help="port of the local server started when none is configured")
+    ] = 4200,
+    preset: Annotated[
+        str, typer.Option("--preset", help="the iterate deployment's default preset")
+    ] = "default",
+) -> None:
+    """Serve the iterate, mine and eval deployments against the configured Prefect server, starting one
+    on 127.0.0.1 when PREFECT_API_URL is not set; launch runs from the UI. Stop with Ctrl-C."""
+    from videozero.run_config import load_run_config
+
+    prefect_defaults()
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        server = start_local_server(port)
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        console.print(f"Prefect server started: http://127.0.0.1:{port}")
+    from prefect import serve as prefect_serve
+
+    from flows.eval import EvalParams, evaluate
+    from flows.iterate import iterate as iterate_flow
+    from flows.mine import MineParams, mine
+
+    wd = str(workdir or workdir_default())
+    config = load_run_config(preset, workdir=wd, db=db)
+    try:
+        prefect_serve(
+            iterate_flow.to_deployment(name="iterate", parameters={"config": config.model_dump(mode="json")}),
+            mine.to_deployment(
+                name="mine", parameters={"params": MineParams(workdir=wd, db=db).model_dump()}
+            ),
+            evaluate.to_deployment(
+                name="eval", parameters={"params": EvalParams(workdir=wd, db=db).model_dump()}
+            ),
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)

@@ -1,0 +1,624 @@
+"""The Video-Zero loop as stage functions over the store: what `videozero iterate` and the Prefect flows
+run. Nothing here imports Prefect: the flows in `flows/` wrap each stage as a task.
+
+Run-level stages (once per run): `mine_stage` (mine and attach the videos, split by video),
+`learner_stage` (build nano or tiny-qwen on first use, warm it up, record base and warm-up
+checkpoints, evaluate both on the held-out questions). Round stages, in order: `question_stage`
+(propose + verify with the current solver), `solver_stage` (GRPO on the accepted questions),
+`questioner_stage` (GRPO of the model writer on r_Q), `eval_stage` (held-out evaluation and the
+paper's diagnostics), `curriculum_stage` (levels and mix of the next round).
+
+Every stage takes ids and paths, reads its inputs from the store and records its status and seconds in
+`rounds.stages`; a stage already 'done' is skipped, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from store import Store, default_url, open_store
+from store.runs import (
+    RunLockedError,
+    attach_videos,
+    claim_run,
+    ensure_round,
+    heartbeat,
+    release_run,
+    run_video_ids,
+    set_stage,
+    stage_status,
+)
+from store.tables import Checkpoint, Question, Round, Run
+from videozero.errors import VideozeroError
+from videozero.run_config import RunConfig, verify_settings
+
+Progress = Callable[[str, int, int], None]
+
+
+def open_run_store(config: RunConfig) -> Store:
+    """The run's store (created and migrated if needed)."""
+    return open_store(config.db or default_url(config.workdir_path))
+
+
+def run_id_of(store: Store, name: str) -> int:
+    with store.session() as s:
+        found = s.scalar(select(Run.id).where(Run.name == name))
+    if found is None:
+        raise VideozeroError(
+            f"run {name!r} is not in the store: start it with `videozero iterate --run-name {name}`."
+        )
+    return int(found)
+
+
+def round_id_of(store: Store, run_id: int, round_index: int) -> int:
+    return ensure_round(store, run_id, round_index)
+
+
+@contextmanager
+def _stage(store: Store, round_id: int, name: str):
+    """Run a stage body unless it is done; record 'running', then 'done' with its seconds (the body
+    may add details by returning a dict through the yielded list)."""
+    with store.session() as s:
+        if stage_status(s, round_id, name) == "done":
+            yield None
+            return
+    with store.write() as s:
+        set_stage(s, round_id, name, "running")
+    started = time.perf_counter()
+    box: list[dict[str, Any]] = []
+    try:
+        yield box
+    except BaseException:
+        with store.write() as s:
+            set_stage(s, round_id, name, "failed", seconds=round(time.perf_counter() - started, 2))
+        raise
+    with store.write() as s:
+        details = box[0] if box else {}
+        set_stage(
+            s,
+            round_id,
+            name,
+            details.pop("status", "done"),
+            seconds=round(time.perf_counter() - started, 2),
+            **details,
+        )
+
+
+# --- the lease -------------------------------------------------------------------------------------------
+
+
+class Lease:
+    """The run's lease, renewed by a background thread while the run is driven."""
+
+    def __init__(self, store: Store, config: RunConfig, every: float = 15.0) -> None:
+        self.store, self.every = store, every
+        self.run_id = claim_run(store, config.run_name, config.model_dump(mode="json"))
+        self._stop = threading.Event()
+        self.lost: str | None = None
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="videozero-lease")
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                heartbeat(self.store, self.run_id)
+            except RunLockedError as exc:
+                self.lost = str(exc)
+                return
+            except Exception:
+                continue
+
+    def check(self) -> None:
+        """Raise if another process took the run over (checked between stages)."""
+        if self.lost:
+            raise VideozeroError(self.lost)
+
+    def release(self, status: str) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        release_run(self.store, self.run_id, status)
+
+
+# --- run-level stages ------------------------------------------------------------------------------------
+
+
+def mine_stage(config: RunConfig, run_id: int, progress: bool = False) -> dict[str, Any]:
+    """Mine the run's videos (cached per video) and attach them with a train/held-out split."""
+    from videozero.evidence.mine import mine_videos
+    from videozero.video.samples import default_clips
+
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, 0)
+    out: dict[str, Any] = {}
+    with _stage(store, round_id, "mine") as box:
+        if box is None:
+            with store.session() as s:
+                return {"videos": len(run_video_ids(s, run_id))}
+        inputs = [Path(v) for v in config.videos] or default_clips(config.workdir_path)
+        missing = [str(p) for p in inputs if not p.exists()]
+        if missing and len(missing) == len(inputs):
+            raise VideozeroError(f"none of the videos exist ({', '.join(missing[:3])}): check --videos.")
+        summary = mine_videos(store, inputs, cache_dir=config.workdir_path / "cache", progress=progress)
+        ids = [r.video_id for r in summary.results if r.status != "error" and r.video_id is not None]
+        if len(ids) < 2:
+            raise VideozeroError(
+                f"only {len(ids)} video could be mined ({len(summary.errors)} failed): a run needs at least two, "
+                "one to train on and one held out."
+            )
+        splits = attach_videos(store, run_id, ids, config.heldout_fraction, eligible=rich_videos(store, ids))
+        out = {
+            "videos": len(ids),
+            "heldout": sum(v == "heldout" for v in splits.values()),
+            "errors": [f"{r.path}: {r.error}" for r in summary.errors],
+        }
+        box.append(dict(out))
+    return out
+
+
+def rich_videos(
+    store: Store, video_ids: list[int], min_segments: int = 4, min_seconds: float = 8.0
+) -> set[int]:
+    """Videos with enough mined evidence to carry held-out questions of several families."""
+    from sqlalchemy import func
+
+    from store.tables import Segment, Video
+
+    with store.session() as s:
+        counts = dict(
+            s.execute(
+                select(Segment.video_id, func.count(Segment.id))
+                .where(Segment.video_id.in_(video_ids), Segment.level != "frame")
+                .group_by(Segment.video_id)
+            ).all()
+        )
+        durations = dict(s.execute(select(Video.id, Video.duration_s).where(Video.id.in_(video_ids))).all())
+    return {
+        v for v in video_ids if counts.get(v, 0) >= min_segments and (durations.get(v) or 0) >= min_seconds
+    }
+
+
+def _model_dir(config: RunConfig, kind: str) -> Path:
+    return config.workdir_path / "models" / kind
+
+
+def base_model_path(config: RunConfig) -> str:
+    """The learner's directory, building nano or tiny-qwen on first use (reused by every later run)."""
+    model = config.learner.model
+    if model not in ("nano", "tiny-qwen"):
+        return model
+    path = _model_dir(config, model)
+    if (path / "config.json").exists():
+        return str(path)
+    tmp = path.with_name(f".{path.name}.building")
+    if model == "nano":
+        from videozero.models.nano.build import build_nano
+
+        build_nano(tmp, align_steps=config.learner.align_steps, seed=config.seed)
+    else:
+        from videozero.models.tiny_qwen import build_tiny_qwen
+
+        build_tiny_qwen(tmp, seed=config.seed)
+    tmp.replace(path)
+    return str(path)
+
+
+def warmup_path(config: RunConfig, base: str) -> str | None:
+    """The warmed-up learner (trained once per base model and warm-up setting, then reused)."""
+    w = config.learner.warmup
+    if w.steps == 0:
+        return None
+    import hashlib
+
+    tag = hashlib.sha1(w.model_dump_json().encode()).hexdigest()[:8]
+    name = Path(base).name if Path(base).exists() else base.replace("/", "--")
+    out = config.workdir_path / "models" / f"{name}-warmup-{tag}"
+    if (out / "config.json").exists():
+        return str(out)
+    from videozero.models.loader import load_model
+    from videozero.solver.training import save_checkpoint
+    from videozero.solver.warmup import warmup, warmup_tasks
+
+    lm = load_model(base, device="auto")
+    train_q, _, _, _ = warmup_tasks(w, clip_dir=config.workdir_path / "clips" / "warmup")
+    warmup(lm, train_q, w)
+    tmp = out.with_name(f".{out.name}.saving")
+    save_checkpoint(lm, tmp)
+    tmp.replace(out)
+    return str(out)
+
+
+def record_solver(
+    store: Store, run_id: int, path: str, stage: str, base: str, round_id: int | None = None
+) -> int:
+    """The run's checkpoint row for `path` at `stage` (created once)."""
+    with store.write() as s:
+        stmt = select(Checkpoint.id).where(
+            Checkpoint.run_id == run_id,
+            Checkpoint.role == "solver",
+            Checkpoint.path == path,
+            Checkpoint.stage == stage,
+        )
+        found = s.scalar(stmt)
+        if found is not None:
+            return int(found)
+        row = Checkpoint(
+            run_id=run_id, round_id=round_id, role="solver", stage=stage, path=path, base_model=base
+        )
+        s.add(row)
+        s.flush()
+        return int(row.id)
+
+
+def learner_stage(config: RunConfig, run_id: int) -> dict[str, Any]:
+    """Base and warmed-up learner checkpoints of the run (built and warmed up on first use)."""
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, 0)
+    out: dict[str, Any] = {}
+    with _stage(store, round_id, "learner") as box:
+        base = base_model_path(config)
+        out["base"] = record_solver(store, run_id, base, "base", base)
+        warm = warmup_path(config, base)
+        if warm is not None:
+            out["warmup"] = record_solver(store, run_id, warm, "warmup", base)
+        if box is not None:
+            box.append(dict(out))
+    return out
+
+
+def heldout_stage(config: RunConfig, run_id: int) -> int:
+    """The run's fixed held-out questions (created once, from the held-out videos)."""
+    from videozero.questioner.round import ensure_heldout
+
+    store = open_run_store(config)
+    return ensure_heldout(store, run_id, config.questioner, config.workdir_path / "cache")
+
+
+def current_solver(store: Store, run_id: int, round_index: int) -> tuple[int, str]:
+    """(checkpoint id, path) the round starts from: the newest GRPO checkpoint of an earlier round,
+    else the warm-up, else the base."""
+    with store.session() as s:
+        rows = s.execute(
+            select(Checkpoint.id, Checkpoint.path, Checkpoint.stage, Round.round_index)
+            .outerjoin(Round, Round.id == Checkpoint.round_id)
+            .where(Checkpoint.run_id == run_id, Checkpoint.role == "solver")
+        ).all()
+    grpo = [
+        r for r in rows if r.stage == "grpo" and r.round_index is not None and r.round_index < round_index
+    ]
+    if grpo:
+        best = max(grpo, key=lambda r: (r.round_index, r.id))
+        return int(best.id), str(best.path)
+    for stage in ("warmup", "base"):
+        found = [r for r in rows if r.stage == stage]
+        if found:
+            best = max(found, key=lambda r: r.id)
+            return int(best.id), str(best.path)
+    raise VideozeroError(f"run {run_id} has no solver checkpoint yet: the learner stage has not run.")
+
+
+def _engine(path: str, batch_size: int = 16):
+    from videozero.models.engines.transformers_engine import TransformersEngine
+    from videozero.models.loader import load_model
+
+    return TransformersEngine(load_model(path, device="auto"), batch_size=batch_size)
+
+
+def curriculum_state(store: Store, run_id: int, round_index: int, config: RunConfig):
+    """The curriculum the round runs at: the state stored by the previous round, else the start."""
+    from videozero.curriculum import CurriculumScheduler, CurriculumState
+
+    sched = CurriculumScheduler(config.curriculum)
+    if round_index > 0:
+        with store.session() as s:
+            prev = s.scalar(
+                select(Round.curriculum).where(Round.run_id == run_id, Round.round_index == round_index - 1)
+            )
+        if prev and prev.get("families"):
+            return CurriculumState.model_validate(prev)
+    return sched.initial(list(config.questioner.families))
+
+
+def question_stage(
+    config: RunConfig, run_id: int, round_index: int, progress: Progress | None = None
+) -> dict[str, Any]:
+    """The questioner phase: propose on the training videos at the curriculum's levels and mix, verify
+    with the current solver, store everything."""
+    from videozero.questioner.evidence import VideoEvidence
+    from videozero.questioner.model_writer import model_writer
+    from videozero.questioner.round import question_round
+    from videozero.questioner.writer import WriterConfig
+    from videozero.video.cache import VideoCache
+
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, round_index)
+    out: dict[str, Any] = {}
+    with _stage(store, round_id, "question") as box:
+        if box is None:
+            return out
+        state = curriculum_state(store, run_id, round_index, config)
+        ckpt, path = current_solver(store, run_id, round_index)
+        engine = _engine(path)
+        qcfg = config.questioner.model_copy(
+            update={
+                "templates": config.writer != "model",
+                "verify": verify_settings(config),
+                "seed": config.seed,
+            }
+        )
+        cache_dir = config.workdir_path / "cache"
+        writer = None
+        if config.writer in ("model", "both"):
+            q_path = current_questioner(store, run_id, round_index) or path
+            q_engine = engine if q_path == path else _engine(q_path)
+            writer = model_writer(
+                q_engine,
+                WriterConfig(max_new_tokens=config.questioner_training.max_new_tokens),
+                qcfg.model_spans_per_video,
+                qcfg.solver_sampling.sampling,
+                VideoCache(cache_dir),
+            )
+        if not config.ablation.evidence_anchoring:
+            writer_fn = writer
+
+            def unanchored(ev: VideoEvidence, rid: int):
+                return writer_fn(whole_video(ev), rid) if writer_fn else []
+
+            writer = unanchored if writer is not None else None
+        summary = question_round(
+            store,
+            run_id,
+            round_index,
+            engine,
+            ckpt,
+            qcfg,
+            state.levels(),
+            state.weights(),
+            writer,
+            cache_dir,
+            progress,
+            evidence_transform=None if config.ablation.evidence_anchoring else whole_video,
+        )
+        out = {
+            "proposed": sum(sum(c.values()) for c in summary.counts.values()),
+            "accepted": sum(c["accepted"] for c in summary.counts.values()),
+            "verified_by": ckpt,
+        }
+        box.append(dict(out))
+    return out
+
+
+def whole_video(ev):
+    """The ablation without evidence anchoring: the video's mined event spans are replaced by equal
+    windows over the whole video, all equally salient, so questions are not anchored to evidence."""
+    from dataclasses import replace
+
+    from videozero.questioner.evidence import SegmentView
+
+    shots = [s for s in ev.segments if s.level == "shot"]
+    n = max(2, len(ev.of_level("event")))
+    step = ev.duration / n
+    windows = [
+        SegmentView(None, "event", round(i * step, 3), round((i + 1) * step, 3), 0.5, {}, ())
+        for i in range(n)
+    ]
+    labelled = {s.span: s.labels for s in ev.segments}
+    windows = [replace(w, labels=labelled.get(w.span, ())) for w in windows]
+    return replace(ev, segments=[*shots, *windows])
+
+
+def current_questioner(store: Store, run_id: int, round_index: int) -> str | None:
+    """The newest questioner checkpoint of an earlier round (None: the questioner is the solver model)."""
+    with store.session() as s:
+        row = s.execute(
+            select(Checkpoint.path)
+            .join(Round, Round.id == Checkpoint.round_id)
+            .where(
+                Checkpoint.run_id == run_id, Checkpoint.role == "questioner", Round.round_index < round_index
+            )
+            .order_by(Round.round_index.desc(), Checkpoint.id.desc())
+        ).first()
+    return str(row[0]) if row else None
+
+
+def solver_stage(
+    config: RunConfig, run_id: int, round_index: int, progress: Callable | None = None
+) -> dict[str, Any]:
+    """GRPO of the solver on the round's accepted questions; the checkpoint is saved and recorded."""
+    from videozero.questioner.round import accepted_solver_questions
+    from videozero.solver.round import train_solver_round
+
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, round_index)
+    out: dict[str, Any] = {}
+    with _stage(store, round_id, "solver") as box:
+        if box is None:
+            return out
+        ckpt, path = current_solver(store, run_id, round_index)
+        questions = accepted_solver_questions(
+            store, run_id, round_id, config.questioner.solver_sampling.sampling, config.workdir_path / "cache"
+        )
+        if not questions:
+            box.append({"status": "skipped", "reason": "no accepted questions", "from": ckpt})
+            return {"skipped": "no accepted questions"}
+        gcfg = config.solver
+        if not config.ablation.use_alignment:
+            gcfg = gcfg.model_copy(update={"weights": gcfg.weights.model_copy(update={"alpha": 0.0})})
+        gcfg = gcfg.model_copy(update={"seed": config.seed * 1009 + round_index})
+        result = train_solver_round(
+            path,
+            questions,
+            config.run_dir / f"round-{round_index}" / "solver",
+            gcfg,
+            progress=progress,
+        )
+        new = record_solver(store, run_id, str(result.path), "grpo", path, round_id)
+        steps = result.report.steps
+        out = {
+            "checkpoint": new,
+            "from": ckpt,
+            "questions": len(questions),
+            "steps": len(steps),
+            "reward_first": round(steps[0].reward, 4) if steps else None,
+            "reward_last": round(steps[-1].reward, 4) if steps else None,
+        }
+        box.append(dict(out))
+    return out
+
+
+def questioner_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, Any]:
+    """GRPO of the model writer on r_Q against the round's frozen solver (only when the model writes)."""
+    from videozero.questioner.training import train_questioner_round
+
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, round_index)
+    out: dict[str, Any] = {}
+    with _stage(store, round_id, "questioner") as box:
+        if box is None:
+            return out
+        if config.writer == "template" or config.questioner_training.steps == 0:
+            box.append({"status": "skipped", "reason": "templates only"})
+            return {"skipped": "templates only"}
+        _, solver_path = current_solver(store, run_id, round_index)
+        q_path = current_questioner(store, run_id, round_index) or solver_path
+        qt = config.questioner_training.model_copy(
+            update={
+                "verify": config.questioner_training.verify.model_copy(
+                    update={"use_r_dep": config.ablation.use_r_dep}
+                ),
+                "seed": config.seed * 1013 + round_index,
+            }
+        )
+        ckpt, report = train_questioner_round(
+            store,
+            run_id,
+            round_id,
+            q_path,
+            _engine(solver_path),
+            config.run_dir / f"round-{round_index}" / "questioner",
+            qt,
+            config.questioner.solver_sampling.sampling,
+            config.workdir_path / "cache",
+        )
+        out = {
+            "checkpoint": ckpt,
+            "writes": sum(s.writes for s in report.steps),
+            "parsed": sum(s.parsed for s in report.steps),
+            "mean_r_q": round(sum(s.mean_r_q for s in report.steps) / max(1, len(report.steps)), 4),
+        }
+        box.append(dict(out))
+    return out
+
+
+def evaluate_checkpoint(config: RunConfig, run_id: int, checkpoint_id: int) -> dict[str, float]:
+    """Held-out figures of one checkpoint (answers already stored are not asked again)."""
+    from videozero.evaluation.heldout import evaluate_heldout
+    from videozero.evaluation.runner import EvalConfig
+
+    store = open_run_store(config)
+    with store.session() as s:
+        path = s.get(Checkpoint, checkpoint_id).path
+    ecfg = EvalConfig(max_frames=config.eval.max_frames, limit=config.eval.limit)
+    return evaluate_heldout(_engine(path), store, run_id, checkpoint_id, ecfg)
+
+
+def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, Any]:
+    """Held-out evaluation of the round's solver and the paper's diagnostics on its accepted questions."""
+    from videozero.evaluation.heldout import probe_round
+    from videozero.evaluation.runner import EvalConfig
+
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, round_index)
+    out: dict[str, Any] = {}
+    with _stage(store, round_id, "eval") as box:
+        if box is None:
+            return out
+        ckpt, path = current_solver(store, run_id, round_index + 1)
+        ecfg = EvalConfig(max_frames=config.eval.max_frames, limit=config.eval.limit)
+        engine = _engine(path)
+        from videozero.evaluation.heldout import evaluate_heldout
+
+        figures = evaluate_heldout(engine, store, run_id, ckpt, ecfg)
+        out = {"checkpoint": ckpt, "accuracy": figures.get("accuracy"), "mIoU": figures.get("mIoU")}
+        if config.eval.diagnostics:
+            dcfg = ecfg.model_copy(update={"limit": config.eval.diagnostics_limit})
+            diag = probe_round(engine, store, run_id, round_id, ckpt, dcfg)
+            out |= {k: diag.get(k) for k in ("video_dependency", "key_necessity", "key_specificity")}
+        box.append(dict(out))
+    return out
+
+
+def curriculum_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, Any]:
+    """The next round's levels and mix from this round's verification, stored with their reasons."""
+    from videozero.curriculum import CurriculumScheduler
+    from videozero.questioner.round import family_measurements
+
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, round_index)
+    with store.session() as s:
+        if stage_status(s, round_id, "curriculum") == "done":
+            return dict(s.get(Round, round_id).curriculum or {})
+    state = curriculum_state(store, run_id, round_index, config)
+    measured = family_measurements(store, round_id)
+    nxt = CurriculumScheduler(config.curriculum).update(state, measured)
+    payload = nxt.model_dump() | {"measured": {f: m.model_dump() for f, m in measured.items()}}
+    with store.write() as s:
+        row = s.get(Round, round_id)
+        row.curriculum = payload
+        row.finished_at = row.finished_at or _now()
+        set_stage(s, round_id, "curriculum", "done")
+    return payload
+
+
+def _now():
+    from store.tables import utcnow
+
+    return utcnow()
+
+
+ROUND_STAGES = ("question", "solver", "questioner", "eval", "curriculum")
+
+
+def rounds_done(store: Store, run_id: int) -> int:
+    """How many rounds of the run finished their last stage."""
+    with store.session() as s:
+        rows = s.execute(select(Round.id).where(Round.run_id == run_id)).all()
+        return sum(stage_status(s, r.id, "curriculum") == "done" for r in rows)
+
+
+def accepted_count(store: Store, run_id: int) -> int:
+    with store.session() as s:
+        return len(
+            s.scalars(
+                select(Question.id).where(
+                    Question.run_id == run_id, Question.status == "accepted", Question.split == "train"
+                )
+            ).all()
+        )
+
+
+@dataclass
+class StageTiming:
+    stage: str
+    seconds: float
+    status: str
+
+
+def stage_timings(store: Store, round_id: int) -> list[StageTiming]:
+    """Seconds and status of each stage the round recorded."""
+    with store.session() as s:
+        stages = dict(s.get(Round, round_id).stages or {})
+    out = []
+    for name, value in stages.items():
+        if isinstance(value, dict):
+            out.append(
+                StageTiming(name, float(value.get("seconds", 0.0) or 0.0), str(value.get("status", "")))
+            )
+    return out

@@ -1,0 +1,175 @@
+"""The configuration of a run of the loop: one pydantic model (the Prefect UI renders it as a form).
+
+`RunConfig` nests every stage's settings. Presets give the starting values (`default`: the nano
+learner sized for a laptop; `smoke`: tiny-qwen and minimal budgets, the same stages, for tests);
+a YAML file (`--config`) and command-line flags override them, in that order (`load_run_config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from videozero.curriculum import CurriculumConfig
+from videozero.errors import VideozeroError
+from videozero.evaluation.ablation import AblationConfig
+from videozero.questioner.round import QuestionerConfig
+from videozero.questioner.training import QuestionerGRPOConfig
+from videozero.questioner.verify import VerifyConfig
+from videozero.solver.grpo_config import GRPOConfig
+from videozero.solver.warmup import WarmupConfig
+
+PRESETS = ("default", "smoke")
+
+
+class LearnerConfig(BaseModel):
+    """The solver the run starts from: `nano` and `tiny-qwen` are built locally on first use (under
+    `<workdir>/models`) and reused; anything else is a checkpoint directory or a hub id."""
+
+    model: str = Field("nano", description="nano | tiny-qwen | a checkpoint directory | a hub id")
+    align_steps: int = Field(80, ge=0, description="nano's projector alignment steps when it is built")
+    warmup: WarmupConfig = Field(
+        default_factory=WarmupConfig, description="supervised cold start (0 steps: none)"
+    )
+
+
+class EvalSettings(BaseModel):
+    """Held-out evaluation after each round."""
+
+    max_frames: int = Field(32, ge=1, description="frames per video (2 fps, the authors' protocol)")
+    limit: int | None = Field(None, ge=1, description="evaluate only the first N held-out questions")
+    diagnostics: bool = Field(True, description="answer the round's accepted questions in every mode")
+    diagnostics_limit: int | None = Field(
+        24, ge=1, description="at most this many questions for the diagnostics"
+    )
+
+
+class RunConfig(BaseModel):
+    """Everything a run of `videozero iterate` needs; stored with the run."""
+
+    run_name: str = Field("default", min_length=1, max_length=200, description="resume a run by its name")
+    rounds: int = Field(2, ge=1, le=100, description="rounds to reach (a resumed run continues)")
+    videos: list[str] = Field(
+        default_factory=list, description="videos or folders (empty: the embedded samples)"
+    )
+    workdir: str = Field("videozero_work", description="store, caches, checkpoints, plots")
+    db: str | None = Field(None, description="store URL (default: sqlite:///<workdir>/store.db)")
+    preset: Literal["default", "smoke"] = "default"
+    heldout_fraction: float = Field(0.34, ge=0, lt=1, description="share of videos held out (split by video)")
+    writer: Literal["template", "model", "both"] = Field("both", description="who writes the questions")
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    questioner: QuestionerConfig = Field(default_factory=QuestionerConfig)
+    solver: GRPOConfig = Field(default_factory=GRPOConfig)
+    questioner_training: QuestionerGRPOConfig = Field(default_factory=QuestionerGRPOConfig)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    ablation: AblationConfig = Field(default_factory=AblationConfig)
+    seed: int = 0
+
+    @property
+    def workdir_path(self) -> Path:
+        return Path(self.workdir)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.workdir_path / "runs" / self.run_name
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The values a preset sets (nested dicts), before any file or flag.
+
+    `default` fits two rounds of nano on 2 CPU cores in about 20 minutes with a first-use build and
+    warm-up; `smoke` runs every stage with tiny-qwen in a couple of minutes (it learns nothing)."""
+    if name == "default":
+        return {
+            "learner": {"model": "nano", "align_steps": 80, "warmup": {"steps": 40, "heldout_tasks": 0}},
+            "questioner": {
+                "per_video": 12,
+                "heldout_per_video": 12,
+                "model_spans_per_video": 1,
+                "solver_max_frames": 16,
+                "verify": {"n_full": 6, "n_probe": 2, "max_new_tokens": 40},
+            },
+            "solver": {"steps": 4, "prompts_per_step": 6, "group_size": 6, "max_new_tokens": 40},
+            "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 80},
+            "eval": {"max_frames": 16, "diagnostics_limit": 12},
+        }
+    if name == "smoke":
+        return {
+            "learner": {
+                "model": "tiny-qwen",
+                "warmup": {"steps": 2, "batch_size": 2, "train_tasks": 4, "heldout_tasks": 0},
+            },
+            "questioner": {
+                "per_video": 6,
+                "heldout_per_video": 6,
+                "model_spans_per_video": 1,
+                "solver_max_frames": 4,
+                "verify": {"n_full": 2, "n_probe": 1, "max_new_tokens": 16},
+            },
+            "solver": {
+                "steps": 1,
+                "prompts_per_step": 2,
+                "group_size": 2,
+                "max_new_tokens": 16,
+                "micro_batch_size": 4,
+            },
+            "questioner_training": {"steps": 1, "spans_per_step": 1, "group_size": 2, "max_new_tokens": 16},
+            "curriculum": {"min_questions": 1},
+            "eval": {"max_frames": 4, "limit": 6, "diagnostics_limit": 4},
+        }
+    raise VideozeroError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}.")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def load_run_config(preset: str = "default", file: str | Path | None = None, **overrides: Any) -> RunConfig:
+    """The preset's values, then the YAML file's, then the given overrides (None values are ignored).
+
+    >>> load_run_config("smoke", rounds=3).learner.model, load_run_config("smoke", rounds=3).rounds
+    ('tiny-qwen', 3)
+    """
+    values = preset_values(preset)
+    if file is not None:
+        path = Path(file)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise VideozeroError(
+                f"cannot read the config file {path} ({exc.strerror}): check the path."
+            ) from None
+        except yaml.YAMLError as exc:
+            raise VideozeroError(
+                f"{path} is not valid YAML ({str(exc).splitlines()[0]}): fix the file."
+            ) from None
+        if not isinstance(loaded, dict):
+            raise VideozeroError(f"{path} must hold a mapping of settings (see `videozero iterate --help`).")
+        values = _merge(values, loaded)
+    values = _merge(values, {k: v for k, v in overrides.items() if v is not None})
+    values["preset"] = preset
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise VideozeroError(
+            f"invalid setting {where}: {first['msg']} (check --config and the flags)."
+        ) from None
+
+
+def verify_settings(config: RunConfig) -> VerifyConfig:
+    """The verification settings with the ablation applied (no r_dep: blind answers are not rejected)."""
+    v = config.questioner.verify
+    if not config.ablation.use_r_dep:
+        v = v.model_copy(update={"use_r_dep": False})
+    return v

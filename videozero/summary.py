@@ -1,0 +1,200 @@
+"""What a round did, read back from the store: questions by family, held-out figures, the paper's
+diagnostics, curriculum levels and their reasons, seconds per stage. Shown as the closing table of
+`videozero iterate`, as Prefect artifacts (rows and markdown), and as the run's plot."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from sqlalchemy import select
+
+from store.metrics import read_metrics
+from store.tables import Question, Round, Run
+from videozero.run_config import RunConfig
+
+
+@dataclass
+class RoundSummary:
+    run: str
+    round_index: int
+    checkpoint: str = ""
+    counts: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    heldout: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    levels: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    stage_status: dict[str, str] = field(default_factory=dict)
+
+
+def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
+    """The stored figures of one round of a run."""
+    from videozero.loop import current_solver
+
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        rnd = s.scalar(select(Round).where(Round.run_id == run_id, Round.round_index == round_index))
+        out = RoundSummary(run.name if run else str(run_id), round_index)
+        if rnd is None:
+            return out
+        for family, status in s.execute(
+            select(Question.family, Question.status).where(
+                Question.round_id == rnd.id, Question.split == "train"
+            )
+        ):
+            out.counts[family][status] += 1
+        for name, value in (rnd.stages or {}).items():
+            if isinstance(value, dict):
+                out.seconds[name] = float(value.get("seconds", 0.0) or 0.0)
+                out.stage_status[name] = str(value.get("status", ""))
+        cur = rnd.curriculum or {}
+        for family, state in (cur.get("families") or {}).items():
+            out.levels[family] = int(state.get("level", 0))
+            out.reasons[family] = str(state.get("reason", ""))
+        metrics = read_metrics(s, run_id)
+    try:
+        ckpt, path = current_solver(store, run_id, round_index + 1)
+    except Exception:
+        return out
+    out.checkpoint = Path(path).name
+    for m in metrics:
+        if m.checkpoint_id != ckpt:
+            continue
+        if m.split == "heldout":
+            out.heldout[m.name] = m.value
+        elif m.split == "diagnostics" and m.round_id == rnd.id:
+            out.diagnostics[m.name] = m.value
+    return out
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def round_rows(summary: RoundSummary) -> list[dict[str, Any]]:
+    """One row per family: generated, accepted, held-out accuracy and mIoU, next level (for a table artifact)."""
+    families = sorted(
+        set(summary.counts) | set(summary.levels) | {k.split("/")[0] for k in summary.heldout if "/" in k}
+    )
+    rows = []
+    for f in families:
+        c = summary.counts.get(f, Counter())
+        rows.append(
+            {
+                "family": f,
+                "generated": sum(c.values()),
+                "accepted": c["accepted"],
+                "heldout_accuracy": summary.heldout.get(f"{f}/accuracy"),
+                "heldout_mIoU": summary.heldout.get(f"{f}/mIoU"),
+                "next_level": summary.levels.get(f),
+            }
+        )
+    rows.append(
+        {
+            "family": "all",
+            "generated": sum(r["generated"] for r in rows),
+            "accepted": sum(r["accepted"] for r in rows),
+            "heldout_accuracy": summary.heldout.get("accuracy"),
+            "heldout_mIoU": summary.heldout.get("mIoU"),
+            "next_level": None,
+        }
+    )
+    return rows
+
+
+def round_table(summary: RoundSummary) -> Table:
+    """The closing table of a round."""
+    table = Table(
+        title=f"run {summary.run!r}, round {summary.round_index} (solver {summary.checkpoint or '-'})"
+    )
+    for col in ("family", "generated", "accepted", "held-out acc", "held-out mIoU", "next level"):
+        table.add_column(col, justify="left" if col == "family" else "right")
+    rows = round_rows(summary)
+    for r in rows:
+        if r["family"] == "all":
+            table.add_section()
+        table.add_row(
+            r["family"], str(r["generated"]), str(r["accepted"]), _f(r["heldout_accuracy"]), _f(r["heldout_mIoU"]),
+            "-" if r["next_level"] is None else str(r["next_level"]),
+        )  # fmt: skip
+    d = summary.diagnostics
+    table.caption = (
+        f"video dependency {_f(d.get('video_dependency'))}, key necessity {_f(d.get('key_necessity'))}, "
+        f"key specificity {_f(d.get('key_specificity'))}; format rate {_f(summary.heldout.get('format_rate'))}\n"
+        + "seconds: "
+        + ", ".join(
+            f"{k} {v:.0f}"
+            + ("" if summary.stage_status.get(k) in ("done", "") else f" ({summary.stage_status[k]})")
+            for k, v in summary.seconds.items()
+        )
+    )
+    return table
+
+
+def round_markdown(summary: RoundSummary) -> str:
+    """The round as markdown (a Prefect markdown artifact)."""
+    lines = [
+        f"# Run `{summary.run}`, round {summary.round_index}",
+        "",
+        f"Solver after the round: `{summary.checkpoint or '-'}`",
+        "",
+    ]
+    lines += [
+        "| family | generated | accepted | held-out accuracy | held-out mIoU | next level |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in round_rows(summary):
+        lines.append(
+            f"| {r['family']} | {r['generated']} | {r['accepted']} | {_f(r['heldout_accuracy'])} | "
+            f"{_f(r['heldout_mIoU'])} | {'-' if r['next_level'] is None else r['next_level']} |"
+        )
+    d = summary.diagnostics
+    lines += [
+        "",
+        f"Diagnostics on the round's accepted questions: video dependency {_f(d.get('video_dependency'))}, "
+        f"key necessity {_f(d.get('key_necessity'))}, key specificity {_f(d.get('key_specificity'))}.",
+        "",
+        "Curriculum: " + "; ".join(f"{f}: {why}" for f, why in sorted(summary.reasons.items()))
+        if summary.reasons
+        else "",
+        "",
+        "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in summary.seconds.items()),
+    ]
+    return "\n".join(lines)
+
+
+def run_plot(config: RunConfig) -> Path | None:
+    """The run's figures per checkpoint as a PNG under the run directory (None before any figure)."""
+    from videozero.errors import VideozeroError
+    from videozero.evaluation.report import report_plot, run_report
+    from videozero.loop import open_run_store, run_id_of
+
+    store = open_run_store(config)
+    try:
+        run_id = run_id_of(store, config.run_name)
+        with store.session() as s:
+            report = run_report(s, run_id, config.run_name)
+        try:
+            return report_plot(report, config.run_dir / "metrics.png")
+        except VideozeroError:
+            return None
+    finally:
+        store.dispose()
+
+
+def comparison_table(config: RunConfig) -> Table:
+    """Held-out figures of the base, warmed-up and per-round checkpoints side by side."""
+    from videozero.evaluation.report import report_table, run_report
+    from videozero.loop import open_run_store, run_id_of
+
+    store = open_run_store(config)
+    try:
+        with store.session() as s:
+            report = run_report(s, run_id_of(store, config.run_name), config.run_name)
+        return report_table(report)
+    finally:
+        store.dispose()
