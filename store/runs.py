@@ -88,6 +88,24 @@ def claim_run(
         return run.id
 
 
+def check_claimable(
+    store: Store, name: str, owner: str | None = None, lease_timeout: timedelta = LEASE_TIMEOUT
+) -> None:
+    """Raise RunLockedError now if another live owner drives run `name` (claims nothing)."""
+    owner = owner or this_owner()
+    with store.session() as s:
+        run = s.scalars(select(Run).where(Run.name == name)).one_or_none()
+        if run is None or not run.owner or run.owner == owner or not owner_alive(run.owner):
+            return
+        beat = _aware(run.heartbeat_at)
+        if beat is not None and utcnow() - beat < lease_timeout:
+            age = (utcnow() - beat).total_seconds()
+            raise RunLockedError(
+                f"Run '{name}' is being driven by {run.owner} (last heartbeat {age:.0f} s ago): wait for it to "
+                f"finish, stop it, or pick another --run-name."
+            )
+
+
 def heartbeat(store: Store, run_id: int, owner: str | None = None) -> None:
     """Renew the lease; raises RunLockedError if another process has taken the run over."""
     owner = owner or this_owner()

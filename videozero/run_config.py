@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from videozero.curriculum import CurriculumConfig
 from videozero.errors import VideozeroError
@@ -68,6 +68,15 @@ class RunConfig(BaseModel):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ablation: AblationConfig = Field(default_factory=AblationConfig)
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_first(cls, data: Any) -> Any:
+        """Settings not given take the preset's values (then the field defaults): a UI form or a YAML
+        file naming `preset: smoke` gets the smoke budgets for everything it leaves out."""
+        if isinstance(data, dict):
+            return _merge(preset_values(str(data.get("preset", "default"))), data)
+        return data
 
     @property
     def workdir_path(self) -> Path:
@@ -139,7 +148,7 @@ def load_run_config(preset: str = "default", file: str | Path | None = None, **o
     >>> load_run_config("smoke", rounds=3).learner.model, load_run_config("smoke", rounds=3).rounds
     ('tiny-qwen', 3)
     """
-    values = preset_values(preset)
+    values: dict[str, Any] = {}
     if file is not None:
         path = Path(file)
         try:
@@ -156,7 +165,7 @@ def load_run_config(preset: str = "default", file: str | Path | None = None, **o
             raise VideozeroError(f"{path} must hold a mapping of settings (see `videozero iterate --help`).")
         values = _merge(values, loaded)
     values = _merge(values, {k: v for k, v in overrides.items() if v is not None})
-    values["preset"] = preset
+    values["preset"] = values.get("preset", preset) if file is not None and preset == "default" else preset
     try:
         return RunConfig.model_validate(values)
     except ValidationError as exc:

@@ -77,6 +77,14 @@ def iterate(
     config.db = config.db or os.environ.get("VIDEOZERO_DB")
     if model:
         config.learner.model = model
+    from store.runs import check_claimable
+    from videozero.loop import open_run_store
+
+    store = open_run_store(config)
+    try:
+        check_claimable(store, config.run_name)  # a clear error before Prefect starts
+    finally:
+        store.dispose()
     prefect_defaults()
     started = time.perf_counter()
     from flows.iterate import iterate as iterate_flow

@@ -1,0 +1,89 @@
+"""Seconds per stage of one default round of the loop, and the share of each.
+
+Run: python bench/round.py [--preset default] [--workdir DIR] [--out FILE]
+Runs the run-level stages (mine, learner: built and warmed up on first use, held-out questions, base
+and warm-up evaluation) and then one round (question = propose + verify, solver GRPO, questioner GRPO,
+evaluation, curriculum) through `videozero.loop` without Prefect, timing each by the wall clock. Reuse a
+work directory whose `models/` already holds the learner to leave the first-use build out. Prints
+figures; never asserts them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default", choices=["default", "smoke"])
+    parser.add_argument("--workdir", help="work directory (default: a fresh temporary one)")
+    parser.add_argument("--run-name", default="bench-round")
+    parser.add_argument("--out", help="also write the output to this file")
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from videozero import loop
+    from videozero.run_config import load_run_config
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="vz-bench-round-")
+    config = load_run_config(args.preset, run_name=args.run_name, workdir=workdir, rounds=1)
+    console = Console(record=True, width=120)
+    store = loop.open_run_store(config)
+    lease = loop.Lease(store, config)
+    run_id = lease.run_id
+    timings: list[tuple[str, str, float]] = []
+
+    def timed(scope: str, name: str, fn, *a):
+        t = time.perf_counter()
+        result = fn(*a)
+        timings.append((scope, name, time.perf_counter() - t))
+        console.print(f"{scope} {name}: {timings[-1][2]:.1f} s  {result if isinstance(result, dict) else ''}")
+        return result
+
+    try:
+        timed("run", "mine", loop.mine_stage, config, run_id)
+        learner = timed("run", "learner", loop.learner_stage, config, run_id)
+        timed("run", "held-out questions", loop.heldout_stage, config, run_id)
+        for key in ("base", "warmup"):
+            if key in learner:
+                timed("run", f"evaluate {key}", loop.evaluate_checkpoint, config, run_id, learner[key])
+        for name, fn in (
+            ("question", loop.question_stage),
+            ("solver GRPO", loop.solver_stage),
+            ("questioner GRPO", loop.questioner_stage),
+            ("evaluation", loop.eval_stage),
+            ("curriculum", loop.curriculum_stage),
+        ):
+            timed("round 0", name, fn, config, run_id, 0)
+    finally:
+        lease.release("finished")
+    round_total = sum(s for scope, _, s in timings if scope == "round 0")
+    table = Table(title=f"one {args.preset} round ({workdir}), seconds per stage")
+    for col in ("scope", "stage", "seconds", "share of the round"):
+        table.add_column(col, justify="left" if col in ("scope", "stage") else "right")
+    for scope, name, seconds in timings:
+        share = f"{seconds / round_total:.0%}" if scope == "round 0" and round_total else ""
+        table.add_row(scope, name, f"{seconds:.1f}", share)
+    table.add_section()
+    table.add_row("round 0", "total", f"{round_total:.1f}", "100%")
+    table.add_row("all", "total", f"{sum(s for _, _, s in timings):.1f}", "")
+    console.print(table)
+    console.print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.out:
+        Path(args.out).write_text(console.export_text())
+
+
+if __name__ == "__main__":
+    main()

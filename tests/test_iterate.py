@@ -1,0 +1,227 @@
+"""`videozero iterate`: the smoke preset end to end, killed and resumed without duplicates, a run
+driven by another process refused, configuration files and their errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from store import open_store
+from store.runs import claim_run
+from store.tables import Attempt, Checkpoint, Question, Round
+from tests.cli import ROOT, assert_one_sentence_error, videozero
+from videozero.run_config import RunConfig, load_run_config
+
+PREFECT_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**PREFECT_ENV, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+
+
+def _counts(db: str) -> dict[str, int]:
+    store = open_store(db, create=False)
+    with store.session() as s:
+        out = {
+            "questions": s.scalar(select(func.count(Question.id))),
+            "attempts": s.scalar(select(func.count(Attempt.id))),
+            "checkpoints": s.scalar(select(func.count(Checkpoint.id))),
+            "distinct_questions": s.scalar(
+                select(func.count()).select_from(
+                    select(
+                        Question.round_id,
+                        Question.video_id,
+                        Question.text,
+                        Question.evidence,
+                        Question.options,
+                    )
+                    .distinct()
+                    .subquery()
+                )
+            ),
+            "distinct_checkpoints": s.scalar(
+                select(func.count()).select_from(
+                    select(Checkpoint.path, Checkpoint.stage, Checkpoint.role).distinct().subquery()
+                )
+            ),
+        }
+    store.dispose()
+    return out
+
+
+@pytest.mark.slow
+def test_smoke_iterate_runs_every_stage_and_reports(tmp_path):
+    proc = videozero(
+        "iterate", "--preset", "smoke", "--rounds", "2", "--run-name", "smoke", "--workdir", str(tmp_path),
+        env=_env(tmp_path), timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = " ".join(proc.stdout.split())
+    assert "round 0" in out and "round 1" in out and "evaluation of run smoke" in out
+    assert "base" in out and "warmup" in out  # the checkpoints side by side
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(db, create=False)
+    with store.session() as s:
+        rounds = s.scalars(select(Round).order_by(Round.round_index)).all()
+        assert [r.round_index for r in rounds] == [0, 1]
+        for r in rounds:
+            statuses = {k: v["status"] for k, v in r.stages.items() if isinstance(v, dict)}
+            for stage in ("question", "solver", "questioner", "eval", "curriculum"):
+                assert statuses.get(stage) in ("done", "skipped"), (r.round_index, statuses)
+            assert r.curriculum["families"] and all("reason" in f for f in r.curriculum["families"].values())
+        heldout = s.scalar(select(func.count(Question.id)).where(Question.split == "heldout"))
+        roles = set(s.scalars(select(Checkpoint.role)).all())
+    assert heldout > 0 and roles == {"solver", "questioner"}
+    assert (tmp_path / "runs" / "smoke" / "metrics.png").stat().st_size > 1000
+    # a finished run asked again does nothing more
+    before = _counts(db)
+    again = videozero(
+        "iterate",
+        "--preset",
+        "smoke",
+        "--rounds",
+        "2",
+        "--run-name",
+        "smoke",
+        "--workdir",
+        str(tmp_path),
+        env=_env(tmp_path),
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _counts(db) == before
+
+
+def _stage_reached(db: str, stage: str) -> bool:
+    try:
+        store = open_store(db, create=False)
+    except Exception:  # not created yet
+        return False
+    try:
+        with store.session() as s:
+            for stages in s.scalars(select(Round.stages)).all():
+                value = (stages or {}).get(stage)
+                if isinstance(value, dict) and value.get("status") in ("running", "done"):
+                    return True
+        return False
+    except Exception:  # tables not created yet
+        return False
+    finally:
+        store.dispose()
+
+
+@pytest.mark.slow
+def test_a_killed_iterate_resumes_without_duplicates(tmp_path):
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    args = [
+        "iterate",
+        "--preset",
+        "smoke",
+        "--rounds",
+        "2",
+        "--run-name",
+        "killed",
+        "--workdir",
+        str(tmp_path),
+    ]
+    env = {**os.environ, "COLUMNS": "200", **_env(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "videozero.cli.app", *args], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not _stage_reached(db, "verify") and time.monotonic() < deadline:
+        assert proc.poll() is None, "iterate ended before it could be killed"
+        time.sleep(0.5)
+    time.sleep(2)  # in the middle of verifying round 0's questions
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    partial = _counts(db)
+    assert partial["questions"] > 0
+    store = open_store(db, create=False)
+    with store.session() as s:
+        first_round = set(
+            s.scalars(
+                select(Question.id).join(Round, Round.id == Question.round_id).where(Round.round_index == 0)
+            )
+        )
+    store.dispose()
+
+    done = videozero(*args, env=_env(tmp_path), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = _counts(db)
+    assert final["questions"] == final["distinct_questions"]
+    assert final["checkpoints"] == final["distinct_checkpoints"]
+    store = open_store(db, create=False)
+    with store.session() as s:
+        # every question was judged once; attempts are unique per (question, checkpoint, mode, sample)
+        assert s.scalar(select(func.count(Question.id)).where(Question.status == "candidate")) == 0
+        per_round = s.execute(select(Round.round_index, Round.stages)).all()
+        again = set(
+            s.scalars(
+                select(Question.id).join(Round, Round.id == Question.round_id).where(Round.round_index == 0)
+            )
+        )
+    store.dispose()
+    assert again == first_round  # the proposals of the killed round were kept, none added twice
+    assert sorted(i for i, _ in per_round) == [0, 1]
+    assert all(st["curriculum"]["status"] == "done" for _, st in per_round)
+
+
+def test_a_run_driven_by_another_live_process_is_refused(tmp_path):
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(db)
+    claim_run(store, "busy", {}, owner="another-host:4242")
+    store.dispose()
+    proc = videozero(
+        "iterate", "--preset", "smoke", "--run-name", "busy", "--workdir", str(tmp_path), env=_env(tmp_path)
+    )
+    assert_one_sentence_error(proc, "Run 'busy' is being driven by another-host:4242")
+
+
+def test_config_file_and_flags_override_the_preset(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("preset: smoke\nrounds: 3\nsolver:\n  steps: 5\nquestioner:\n  per_video: 4\n")
+    c = load_run_config("default", cfg, run_name="x")
+    assert (c.preset, c.rounds, c.solver.steps, c.questioner.per_video, c.learner.model) == (
+        "smoke",
+        3,
+        5,
+        4,
+        "tiny-qwen",
+    )
+    assert c.questioner.verify.n_full == 2  # the rest of the smoke preset
+    c = load_run_config("smoke", cfg, rounds=1)
+    assert c.rounds == 1
+    # the UI form: a dict naming the preset gets that preset's budgets for what it leaves out
+    form = RunConfig.model_validate({"preset": "smoke", "rounds": 1})
+    assert form.solver.steps == 1 and RunConfig().solver.steps == 4
+
+
+def test_bad_config_gets_one_sentence(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rounds: [1, 2\n")
+    assert_one_sentence_error(
+        videozero("iterate", "--config", str(bad), "--workdir", str(tmp_path)), "is not valid YAML"
+    )
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("rounds: -1\n")
+    assert_one_sentence_error(
+        videozero("iterate", "--config", str(wrong), "--workdir", str(tmp_path)), "invalid setting rounds"
+    )
+    assert_one_sentence_error(
+        videozero("iterate", "--preset", "huge", "--workdir", str(tmp_path)), "unknown preset 'huge'"
+    )
+    assert_one_sentence_error(
+        videozero("iterate", "--videos", str(tmp_path / "none.mp4"), "--workdir", str(tmp_path)),
+        "none of the videos exist",
+    )

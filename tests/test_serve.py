@@ -1,0 +1,111 @@
+"""`videozero serve` against a real local Prefect server: the iterate deployment is triggered through the
+server's API, runs a round, and its artifacts are there."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.cli import ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(url: str, path: str, body: dict | None = None) -> object:
+    req = urllib.request.Request(
+        f"{url}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the process exited with {proc.returncode}")
+        try:
+            found = predicate()
+        except OSError:
+            found = None
+        if found:
+            return found
+        time.sleep(2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_served_iterate_deployment_runs_a_round_and_publishes_artifacts(tmp_path):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": url,
+    }
+    env.pop("PREFECT_API_KEY", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    serve = None
+    try:
+        _wait(lambda: _api(url, "/health"), 180, "the Prefect server", server)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "videozero.cli.app", "serve", "--workdir", str(tmp_path), "--preset", "smoke"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deployments = _wait(
+            lambda: (
+                [d for d in _api(url, "/deployments/filter", {}) if d["name"] in ("iterate", "mine", "eval")]
+                if len(_api(url, "/deployments/filter", {})) >= 3
+                else None
+            ),
+            180,
+            "the served deployments",
+            serve,
+        )
+        assert {d["name"] for d in deployments} == {"iterate", "mine", "eval"}
+        iterate = next(d for d in deployments if d["name"] == "iterate")
+        config = {"preset": "smoke", "rounds": 1, "run_name": "served", "workdir": str(tmp_path)}
+        run = _api(url, f"/deployments/{iterate['id']}/create_flow_run", {"parameters": {"config": config}})
+        final = _wait(
+            lambda: (
+                (r := _api(url, f"/flow_runs/{run['id']}"))["state_type"]
+                in ("COMPLETED", "FAILED", "CRASHED")
+                and r
+            ),
+            600,
+            "the iterate flow run",
+            serve,
+        )
+        assert final["state_type"] == "COMPLETED", final["state"]
+        artifacts = _api(url, "/artifacts/filter", {"artifacts": {"key": {"like_": "videozero-served"}}})
+        keys = {a["key"] for a in artifacts}
+        assert {"videozero-served-round-0", "videozero-served-round-0-summary"} <= keys, keys
+        table = next(a for a in artifacts if a["key"] == "videozero-served-round-0")
+        assert table["type"] == "table" and "family" in str(table["data"])
+        assert (tmp_path / "runs" / "served" / "metrics.png").exists()
+    finally:
+        for proc in (serve, server):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, 9)
