@@ -28,7 +28,7 @@ def mine_task(config: RunConfig, run_id: int) -> dict:
 
 @task(name="learner", **TASK)
 def learner_task(config: RunConfig, run_id: int) -> dict:
-    return loop.learner_stage(config, run_id)
+    return loop.learner_stage(config, run_id, get_run_logger().info)
 
 
 @task(name="held-out questions", **TASK)
@@ -43,7 +43,12 @@ def evaluate_task(config: RunConfig, run_id: int, checkpoint_id: int) -> dict:
 
 @task(name="question", **TASK)
 def question_task(config: RunConfig, run_id: int, round_index: int) -> dict:
-    return loop.question_stage(config, run_id, round_index)
+    logger = get_run_logger()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        logger.info("round %d %s: %d/%d", round_index, stage, done, total)
+
+    return loop.question_stage(config, run_id, round_index, progress)
 
 
 @task(name="solver GRPO", **TASK)
@@ -52,8 +57,10 @@ def solver_task(config: RunConfig, run_id: int, round_index: int) -> dict:
 
     def progress(step) -> None:
         logger.info(
-            "solver step %d: reward %.3f accuracy %.2f IoU %.2f format %.0f%%, groups kept %d/%d",
+            "solver step %d: reward %.3f accuracy %.2f IoU %.2f format %.0f%%, groups kept %d/%d, "
+            "rollout %.0f s, update %.0f s",
             step.step, step.reward, step.accuracy, step.iou, 100 * step.format_rate, step.groups_kept, step.groups,
+            step.seconds_rollout, step.seconds_update,
         )  # fmt: skip
 
     return loop.solver_stage(config, run_id, round_index, progress)

@@ -82,7 +82,19 @@ def test_smoke_iterate_runs_every_stage_and_reports(tmp_path):
         heldout = s.scalar(select(func.count(Question.id)).where(Question.split == "heldout"))
         roles = set(s.scalars(select(Checkpoint.role)).all())
     assert heldout > 0 and roles == {"solver", "questioner"}
+    with store.session() as s:
+        stages = {c.stage for c in s.scalars(select(Checkpoint).where(Checkpoint.role == "solver"))}
+    assert stages == {"base", "warmup", "grpo"}  # the solver trained in both rounds
     assert (tmp_path / "runs" / "smoke" / "metrics.png").stat().st_size > 1000
+    # `videozero eval` over the run's rounds: base, warm-up and both rounds side by side, and a plot
+    plot = tmp_path / "eval.png"
+    ev = videozero(
+        "eval", "--model", "all", "--run", "smoke", "--db", db, "--workdir", str(tmp_path), "--out", str(plot)
+    )
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    header = " ".join(ev.stdout.split())
+    assert all(label in header for label in ("base", "warmup", "round 0", "round 1")), ev.stdout
+    assert plot.stat().st_size > 1000
     # a finished run asked again does nothing more
     before = _counts(db)
     again = videozero(

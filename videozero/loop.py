@@ -189,7 +189,7 @@ def _model_dir(config: RunConfig, kind: str) -> Path:
     return config.workdir_path / "models" / kind
 
 
-def base_model_path(config: RunConfig) -> str:
+def base_model_path(config: RunConfig, log: Callable[[str], None] | None = None) -> str:
     """The learner's directory, building nano or tiny-qwen on first use (reused by every later run)."""
     model = config.learner.model
     if model not in ("nano", "tiny-qwen"):
@@ -201,7 +201,13 @@ def base_model_path(config: RunConfig) -> str:
     if model == "nano":
         from videozero.models.nano.build import build_nano
 
-        build_nano(tmp, align_steps=config.learner.align_steps, seed=config.seed)
+        steps = config.learner.align_steps
+
+        def aligned(step: int, loss: float) -> None:
+            if log is not None and (step % 10 == 0 or step == steps):
+                log(f"building nano: projector alignment step {step}/{steps}, loss {loss:.3f}")
+
+        build_nano(tmp, align_steps=steps, seed=config.seed, progress=aligned)
     else:
         from videozero.models.tiny_qwen import build_tiny_qwen
 
@@ -210,7 +216,7 @@ def base_model_path(config: RunConfig) -> str:
     return str(path)
 
 
-def warmup_path(config: RunConfig, base: str) -> str | None:
+def warmup_path(config: RunConfig, base: str, log: Callable[[str], None] | None = None) -> str | None:
     """The warmed-up learner (trained once per base model and warm-up setting, then reused)."""
     w = config.learner.warmup
     if w.steps == 0:
@@ -228,7 +234,12 @@ def warmup_path(config: RunConfig, base: str) -> str | None:
 
     lm = load_model(base, device="auto")
     train_q, _, _, _ = warmup_tasks(w, clip_dir=config.workdir_path / "clips" / "warmup")
-    warmup(lm, train_q, w)
+
+    def stepped(step: int, loss: float) -> None:
+        if log is not None and (step % 5 == 0 or step == w.steps):
+            log(f"warm-up step {step}/{w.steps}, loss {loss:.3f}")
+
+    warmup(lm, train_q, w, progress=stepped)
     tmp = out.with_name(f".{out.name}.saving")
     save_checkpoint(lm, tmp)
     tmp.replace(out)
@@ -257,15 +268,15 @@ def record_solver(
         return int(row.id)
 
 
-def learner_stage(config: RunConfig, run_id: int) -> dict[str, Any]:
+def learner_stage(config: RunConfig, run_id: int, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Base and warmed-up learner checkpoints of the run (built and warmed up on first use)."""
     store = open_run_store(config)
     round_id = round_id_of(store, run_id, 0)
     out: dict[str, Any] = {}
     with _stage(store, round_id, "learner") as box:
-        base = base_model_path(config)
+        base = base_model_path(config, log)
         out["base"] = record_solver(store, run_id, base, "base", base)
-        warm = warmup_path(config, base)
+        warm = warmup_path(config, base, log)
         if warm is not None:
             out["warmup"] = record_solver(store, run_id, warm, "warmup", base)
         if box is not None:

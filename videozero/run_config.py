@@ -90,21 +90,23 @@ class RunConfig(BaseModel):
 def preset_values(name: str) -> dict[str, Any]:
     """The values a preset sets (nested dicts), before any file or flag.
 
-    `default` fits two rounds of nano on 2 CPU cores in about 20 minutes with a first-use build and
-    warm-up; `smoke` runs every stage with tiny-qwen in a couple of minutes (it learns nothing)."""
+    `default` is sized for two rounds of nano on 2 CPU cores in about 20 minutes, the first-use build
+    and warm-up included (a GRPO step of nano costs about a minute there: the budgets are small; raise
+    them on a bigger machine); `smoke` runs every stage with tiny-qwen in a few minutes and keeps every
+    verified question (it learns nothing)."""
     if name == "default":
         return {
-            "learner": {"model": "nano", "align_steps": 80, "warmup": {"steps": 40, "heldout_tasks": 0}},
+            "learner": {"model": "nano", "align_steps": 60, "warmup": {"steps": 24, "heldout_tasks": 0}},
             "questioner": {
-                "per_video": 12,
-                "heldout_per_video": 12,
+                "per_video": 6,
+                "heldout_per_video": 6,
                 "model_spans_per_video": 1,
-                "solver_max_frames": 16,
-                "verify": {"n_full": 6, "n_probe": 2, "max_new_tokens": 40},
+                "solver_max_frames": 12,
+                "verify": {"n_full": 4, "n_probe": 1, "max_new_tokens": 32},
             },
-            "solver": {"steps": 4, "prompts_per_step": 6, "group_size": 6, "max_new_tokens": 40},
-            "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 80},
-            "eval": {"max_frames": 16, "diagnostics_limit": 12},
+            "solver": {"steps": 2, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32},
+            "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 64},
+            "eval": {"max_frames": 12, "diagnostics_limit": 6},
         }
     if name == "smoke":
         return {
@@ -117,7 +119,15 @@ def preset_values(name: str) -> dict[str, Any]:
                 "heldout_per_video": 6,
                 "model_spans_per_video": 1,
                 "solver_max_frames": 4,
-                "verify": {"n_full": 2, "n_probe": 1, "max_new_tokens": 16},
+                # a random model is never in the agreement band: the smoke preset keeps every verified
+                # question so that the solver stage trains (plumbing, not learning)
+                "verify": {
+                    "n_full": 2,
+                    "n_probe": 1,
+                    "max_new_tokens": 16,
+                    "band_low": 0.0,
+                    "band_high": 1.0,
+                },
             },
             "solver": {
                 "steps": 1,
