@@ -237,3 +237,38 @@ def test_bad_config_gets_one_sentence(tmp_path):
         videozero("iterate", "--videos", str(tmp_path / "none.mp4"), "--workdir", str(tmp_path)),
         "none of the videos exist",
     )
+
+
+def test_ablation_switches_reach_the_stages():
+    """The paper's contrast: no evidence anchoring, no r_dep, no alignment reward."""
+    import numpy as np
+
+    from videozero.loop import whole_video
+    from videozero.questioner.evidence import SegmentView, VideoEvidence
+    from videozero.questioner.verify import BLIND_ANSWERABLE, judge
+    from videozero.run_config import verify_settings
+
+    full = load_run_config("smoke")
+    off = load_run_config(
+        "smoke", ablation={"evidence_anchoring": False, "use_r_dep": False, "use_alignment": False}
+    )
+    assert off.ablation.label == "no-anchoring+no-r_dep+no-alignment" and full.ablation.label == "full"
+    # no r_dep: blind-answerable questions are kept and r_Q leaves r_dep out
+    v_on, v_off = verify_settings(full), verify_settings(off)
+    assert judge(0.5, 0.5, 1.0, v_on)[1] == BLIND_ANSWERABLE and judge(0.5, 0.5, 1.0, v_off) == (
+        "accepted",
+        None,
+    )
+    # no alignment: the solver reward's alpha is 0
+    from videozero.loop import solver_settings
+
+    assert solver_settings(full, 0).weights.alpha == 1.0 and solver_settings(off, 1).weights.alpha == 0.0
+    # no anchoring: the mined events are replaced by equal windows over the whole video, shots kept
+    ev = VideoEvidence(
+        1, "v.mp4", 12.0, np.zeros((24, 8, 8, 3), np.uint8), np.arange(24) * 0.5, np.ones((24, 4), np.float32),
+        np.zeros(24, np.float32),
+        [SegmentView(1, "shot", 0.0, 6.0, 0.4), SegmentView(2, "shot", 6.0, 12.0, 0.4), SegmentView(3, "event", 7.0, 8.0, 0.9)],
+    )  # fmt: skip
+    windows = [s for s in whole_video(ev).segments if s.level == "event"]
+    assert [s.span for s in windows] == [(0.0, 6.0), (6.0, 12.0)] and {s.saliency for s in windows} == {0.5}
+    assert [s.span for s in whole_video(ev).segments if s.level == "shot"] == [(0.0, 6.0), (6.0, 12.0)]

@@ -439,6 +439,14 @@ def current_questioner(store: Store, run_id: int, round_index: int) -> str | Non
     return str(row[0]) if row else None
 
 
+def solver_settings(config: RunConfig, round_index: int):
+    """The round's GRPO settings: seeded per round; no alignment reward when the ablation turns it off."""
+    gcfg = config.solver
+    if not config.ablation.use_alignment:
+        gcfg = gcfg.model_copy(update={"weights": gcfg.weights.model_copy(update={"alpha": 0.0})})
+    return gcfg.model_copy(update={"seed": config.seed * 1009 + round_index})
+
+
 def solver_stage(
     config: RunConfig, run_id: int, round_index: int, progress: Callable | None = None
 ) -> dict[str, Any]:
@@ -459,10 +467,7 @@ def solver_stage(
         if not questions:
             box.append({"status": "skipped", "reason": "no accepted questions", "from": ckpt})
             return {"skipped": "no accepted questions"}
-        gcfg = config.solver
-        if not config.ablation.use_alignment:
-            gcfg = gcfg.model_copy(update={"weights": gcfg.weights.model_copy(update={"alpha": 0.0})})
-        gcfg = gcfg.model_copy(update={"seed": config.seed * 1009 + round_index})
+        gcfg = solver_settings(config, round_index)
         result = train_solver_round(
             path,
             questions,

@@ -96,7 +96,11 @@ def preset_values(name: str) -> dict[str, Any]:
     verified question (it learns nothing)."""
     if name == "default":
         return {
-            "learner": {"model": "nano", "align_steps": 60, "warmup": {"steps": 24, "heldout_tasks": 0}},
+            "learner": {
+                "model": "nano",
+                "align_steps": 60,
+                "warmup": {"steps": 24, "heldout_tasks": 0},
+            },
             "questioner": {
                 "per_video": 6,
                 "heldout_per_video": 6,
