@@ -106,7 +106,7 @@ def preset_values(name: str) -> dict[str, Any]:
                 "heldout_per_video": 6,
                 "model_spans_per_video": 1,
                 "solver_max_frames": 12,
-                "verify": {"n_full": 4, "n_probe": 1, "max_new_tokens": 32},
+                "verify": {"n_full": 6, "n_probe": 1, "max_new_tokens": 32},
             },
             "solver": {"steps": 2, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32},
             "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 64},
