@@ -6,7 +6,9 @@ Run: python bench/mining.py [VIDEO ...] [--repeat 2]
 Each measurement runs in its own process (so its peak memory is its own), after the frame encoder is
 loaded and warmed up; the best of --repeat runs is kept, each on an empty store and cache. Prints
 figures; never asserts them. Target on 2 cores: mining >= 30x real time at 2 fps, <= 2x decode-only.
-CPU time is printed beside wall time: on shared cores, wall time depends on what else runs.
+CPU time is printed beside wall time: on shared cores, wall time depends on what else runs. The mine
+row also says how many of the sampled frames the encoder ran on (the others reused the features of a
+near-identical frame; see videozero/evidence/features.py).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def measure(mode: str, path: Path, repeat: int) -> dict[str, float]:
                     raise SystemExit(f"{path}: {result.error}")
                 duration, extra = (
                     result.duration_s or 0.0,
-                    {"shots": result.shots, "segments": result.segments},
+                    {"shots": result.shots, "segments": result.segments, **encoded_frames(path, Path(tmp))},
                 )
             else:
                 from scenedetect import ContentDetector, detect
@@ -76,6 +78,20 @@ def measure(mode: str, path: Path, repeat: int) -> dict[str, float]:
     if mode == "mine":
         best["encoder_warmup_s"] = warmup
     return best
+
+
+def encoded_frames(path: Path, tmp: Path) -> dict[str, int]:
+    """How many of the mined frames the encoder ran on (the others reused a near-identical frame's
+    features), read back from the features cache entry mining wrote."""
+    from videozero.evidence.features import FrameFeatures, features_entry
+    from videozero.evidence.mine import DEFAULT_SAMPLING
+    from videozero.video.cache import VideoCache, file_sha256
+
+    arrays = VideoCache(tmp / "cache").load(file_sha256(path), DEFAULT_SAMPLING, features_entry())
+    feats = FrameFeatures.from_arrays(arrays) if arrays is not None else None
+    if feats is None:
+        return {}
+    return {"encoded": int((feats.source == range(len(feats))).sum()), "frames": len(feats)}
 
 
 def run_child(mode: str, path: Path, repeat: int) -> dict[str, float]:
@@ -110,7 +126,7 @@ def main() -> None:
     for col in (
         "video",
         "what",
-        "frames/shots/segs",
+        "frames/shots/segs/encoded",
         "wall s",
         "cpu s",
         "x real time",
@@ -125,7 +141,8 @@ def main() -> None:
             r = res[mode]
             counts = {
                 "decode": f"{int(r.get('frames', 0))} frames",
-                "mine": f"{int(r.get('shots', 0))} shots, {int(r.get('segments', 0))} segs",
+                "mine": f"{int(r.get('shots', 0))} shots, {int(r.get('segments', 0))} segs, "
+                f"{int(r.get('encoded', 0))}/{int(r.get('frames', 0))} encoded",
                 "pyscenedetect": f"{int(r.get('shots', 0))} shots",
             }[mode]
             label = {

@@ -163,7 +163,7 @@ def _system_error(path: Path, exc: OSError | MemoryError) -> str:
 
 def mine_clip(clip: VideoClip, feats: FrameFeatures) -> list[EvidenceSegment]:
     """Shots and scored evidence segments of one decoded video (no store, no cache)."""
-    shots = detect_shots(clip.frames, clip.timestamps, clip.duration_s)
+    shots = detect_shots(clip.frames, clip.timestamps, clip.duration_s, feats.content)
     return build_segments(clip.frames, feats, shots, clip.duration_s)
 
 

@@ -36,22 +36,44 @@ class Shot:
     end_s: float
 
 
+class ContentScorer:
+    """PySceneDetect's content change (HSV, 0-255) of sampled frames handed over in order, a block at a
+    time (mining scores each block while the next one is decoded), each against the frame before it."""
+
+    def __init__(self) -> None:
+        from scenedetect import ContentDetector, StatsManager
+
+        self.stats = StatsManager()
+        self.detector = ContentDetector(threshold=255.0, min_scene_len=1)
+        self.detector.stats_manager = self.stats
+        self.timecodes: list = []
+
+    def add(self, frames: np.ndarray) -> ContentScorer:
+        from scenedetect import FrameTimecode
+
+        step = -(-frames.shape[2] // DETECT_WIDTH) if len(frames) else 1  # ceil: at most DETECT_WIDTH wide
+        for frame in frames:
+            tc = FrameTimecode(len(self.timecodes), fps=1.0)
+            self.detector.process_frame(tc, np.ascontiguousarray(frame[::step, ::step, ::-1]))
+            self.timecodes.append(tc)
+        return self
+
+    def scores(self) -> np.ndarray:
+        """The change of every frame added so far (0 for the first)."""
+        key = self.detector.FRAME_SCORE_KEY
+        return np.array(
+            [
+                self.stats.get_metrics(tc, [key])[0] or 0.0 if i else 0.0
+                for i, tc in enumerate(self.timecodes)
+            ],
+            np.float64,
+        )
+
+
 def content_scores(frames: np.ndarray) -> np.ndarray:
     """PySceneDetect's content change (HSV, 0-255) of every sampled frame against the one before it
     (0 for the first)."""
-    from scenedetect import ContentDetector, FrameTimecode, StatsManager
-
-    stats = StatsManager()
-    detector = ContentDetector(threshold=255.0, min_scene_len=1)
-    detector.stats_manager = stats
-    step = -(-frames.shape[2] // DETECT_WIDTH) if len(frames) else 1  # ceil: at most DETECT_WIDTH wide
-    timecodes = [FrameTimecode(i, fps=1.0) for i in range(len(frames))]
-    for tc, frame in zip(timecodes, frames, strict=True):
-        detector.process_frame(tc, np.ascontiguousarray(frame[::step, ::step, ::-1]))
-    key = ContentDetector.FRAME_SCORE_KEY
-    return np.array(
-        [stats.get_metrics(tc, [key])[0] or 0.0 if i else 0.0 for i, tc in enumerate(timecodes)], np.float64
-    )
+    return ContentScorer().add(frames).scores()
 
 
 def adaptive_cuts(scores: np.ndarray) -> list[int]:
@@ -93,8 +115,13 @@ def shots_from_cuts(cuts: list[int], timestamps: np.ndarray, duration_s: float) 
     ]
 
 
-def detect_shots(frames: np.ndarray, timestamps: np.ndarray, duration_s: float) -> list[Shot]:
-    """The shots of a video from its sampled frames and their true timestamps."""
+def detect_shots(
+    frames: np.ndarray, timestamps: np.ndarray, duration_s: float, scores: np.ndarray | None = None
+) -> list[Shot]:
+    """The shots of a video from its sampled frames and their true timestamps (`scores`: their
+    content scores when already computed)."""
     if len(frames) == 0:
         return []
-    return shots_from_cuts(adaptive_cuts(content_scores(frames)), timestamps, duration_s)
+    if scores is None or len(scores) != len(frames):
+        scores = content_scores(frames)
+    return shots_from_cuts(adaptive_cuts(scores), timestamps, duration_s)
