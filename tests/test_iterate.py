@@ -17,7 +17,7 @@ from store import open_store
 from store.runs import claim_run
 from store.tables import Attempt, Checkpoint, Question, Round
 from tests.cli import ROOT, assert_one_sentence_error, videozero
-from videozero.run_config import RunConfig, load_run_config
+from videozero.run_config import RunConfig, load_run_config, preset_values
 
 PREFECT_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -216,7 +216,7 @@ def test_config_file_and_flags_override_the_preset(tmp_path):
     assert c.rounds == 1
     # the UI form: a dict naming the preset gets that preset's budgets for what it leaves out
     form = RunConfig.model_validate({"preset": "smoke", "rounds": 1})
-    assert form.solver.steps == 1 and RunConfig().solver.steps == 4
+    assert form.solver.steps == 1 and RunConfig().solver.steps == preset_values("default")["solver"]["steps"]
 
 
 def test_bad_config_gets_one_sentence(tmp_path):
