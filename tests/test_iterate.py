@@ -3,6 +3,7 @@ driven by another process refused, configuration files and their errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**PREFECT_ENV, "PREFECT_HOME": str(tmp_path / "prefect-home")}
 
 
+def _json(*values) -> tuple[str, ...]:
+    return tuple(json.dumps(v, sort_keys=True) for v in values)
+
+
 def _counts(db: str) -> dict[str, int]:
     store = open_store(db, create=False)
     with store.session() as s:
@@ -36,18 +41,19 @@ def _counts(db: str) -> dict[str, int]:
             "questions": s.scalar(select(func.count(Question.id))),
             "attempts": s.scalar(select(func.count(Attempt.id))),
             "checkpoints": s.scalar(select(func.count(Checkpoint.id))),
-            "distinct_questions": s.scalar(
-                select(func.count()).select_from(
-                    select(
-                        Question.round_id,
-                        Question.video_id,
-                        Question.text,
-                        Question.evidence,
-                        Question.options,
+            "distinct_questions": len(
+                {
+                    (
+                        q.round_id,
+                        q.split,
+                        q.video_id,
+                        q.writer,
+                        q.text,
+                        q.answer,
+                        *_json(q.spec, q.evidence, q.options),
                     )
-                    .distinct()
-                    .subquery()
-                )
+                    for q in s.scalars(select(Question))
+                }
             ),
             "distinct_checkpoints": s.scalar(
                 select(func.count()).select_from(
