@@ -76,34 +76,31 @@ def claim_run(
             s.add(run)
             s.flush()
             return run.id
-        beat = _aware(run.heartbeat_at)
-        live = run.owner and run.owner != owner and owner_alive(run.owner)
-        if live and beat is not None and now - beat < lease_timeout:
-            age = (now - beat).total_seconds()
-            raise RunLockedError(
-                f"Run '{name}' is being driven by {run.owner} (last heartbeat {age:.0f} s ago): wait for it to "
-                f"finish, stop it, or pick another --run-name."
-            )
+        _refuse_if_driven(run, owner, now, lease_timeout)
         run.owner, run.heartbeat_at, run.status, run.finished_at = owner, now, "running", None
         return run.id
+
+
+def _refuse_if_driven(run: Run, owner: str, now: datetime, lease_timeout: timedelta) -> None:
+    """Raise RunLockedError when another live owner renewed the run's lease within `lease_timeout`."""
+    if not run.owner or run.owner == owner or not owner_alive(run.owner):
+        return
+    beat = _aware(run.heartbeat_at)
+    if beat is not None and now - beat < lease_timeout:
+        raise RunLockedError(
+            f"Run '{run.name}' is being driven by {run.owner} (last heartbeat {(now - beat).total_seconds():.0f} s "
+            f"ago): wait for it to finish, stop it, or pick another --run-name."
+        )
 
 
 def check_claimable(
     store: Store, name: str, owner: str | None = None, lease_timeout: timedelta = LEASE_TIMEOUT
 ) -> None:
     """Raise RunLockedError now if another live owner drives run `name` (claims nothing)."""
-    owner = owner or this_owner()
     with store.session() as s:
         run = s.scalars(select(Run).where(Run.name == name)).one_or_none()
-        if run is None or not run.owner or run.owner == owner or not owner_alive(run.owner):
-            return
-        beat = _aware(run.heartbeat_at)
-        if beat is not None and utcnow() - beat < lease_timeout:
-            age = (utcnow() - beat).total_seconds()
-            raise RunLockedError(
-                f"Run '{name}' is being driven by {run.owner} (last heartbeat {age:.0f} s ago): wait for it to "
-                f"finish, stop it, or pick another --run-name."
-            )
+        if run is not None:
+            _refuse_if_driven(run, owner or this_owner(), utcnow(), lease_timeout)
 
 
 def heartbeat(store: Store, run_id: int, owner: str | None = None) -> None:

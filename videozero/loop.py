@@ -14,6 +14,7 @@ Every stage takes ids and paths, reads its inputs from the store and records its
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -38,14 +39,22 @@ from store.runs import (
 )
 from store.tables import Checkpoint, Question, Round, Run
 from videozero.errors import VideozeroError
+from videozero.questioner.round import solver_checkpoint
 from videozero.run_config import RunConfig, verify_settings
 
 Progress = Callable[[str, int, int], None]
 
 
 def open_run_store(config: RunConfig) -> Store:
-    """The run's store (created and migrated if needed)."""
-    return open_store(config.db or default_url(config.workdir_path))
+    """The run's store (created and migrated if needed), one per URL in this process: every stage
+    reuses it instead of opening a new connection pool (callers may `dispose()` it; its engine then
+    reconnects on the next use)."""
+    return _store(config.db or default_url(config.workdir_path))
+
+
+@functools.cache
+def _store(url: str) -> Store:
+    return open_store(url)
 
 
 def run_id_of(store: Store, name: str) -> int:
@@ -246,28 +255,6 @@ def warmup_path(config: RunConfig, base: str, log: Callable[[str], None] | None 
     return str(out)
 
 
-def record_solver(
-    store: Store, run_id: int, path: str, stage: str, base: str, round_id: int | None = None
-) -> int:
-    """The run's checkpoint row for `path` at `stage` (created once)."""
-    with store.write() as s:
-        stmt = select(Checkpoint.id).where(
-            Checkpoint.run_id == run_id,
-            Checkpoint.role == "solver",
-            Checkpoint.path == path,
-            Checkpoint.stage == stage,
-        )
-        found = s.scalar(stmt)
-        if found is not None:
-            return int(found)
-        row = Checkpoint(
-            run_id=run_id, round_id=round_id, role="solver", stage=stage, path=path, base_model=base
-        )
-        s.add(row)
-        s.flush()
-        return int(row.id)
-
-
 def learner_stage(config: RunConfig, run_id: int, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Base and warmed-up learner checkpoints of the run (built and warmed up on first use)."""
     store = open_run_store(config)
@@ -275,10 +262,10 @@ def learner_stage(config: RunConfig, run_id: int, log: Callable[[str], None] | N
     out: dict[str, Any] = {}
     with _stage(store, round_id, "learner") as box:
         base = base_model_path(config, log)
-        out["base"] = record_solver(store, run_id, base, "base", base)
+        out["base"] = solver_checkpoint(store, run_id, base, "base")
         warm = warmup_path(config, base, log)
         if warm is not None:
-            out["warmup"] = record_solver(store, run_id, warm, "warmup", base)
+            out["warmup"] = solver_checkpoint(store, run_id, warm, "warmup", base)
         if box is not None:
             box.append(dict(out))
     return out
@@ -342,7 +329,6 @@ def question_stage(
 ) -> dict[str, Any]:
     """The questioner phase: propose on the training videos at the curriculum's levels and mix, verify
     with the current solver, store everything."""
-    from videozero.questioner.evidence import VideoEvidence
     from videozero.questioner.model_writer import model_writer
     from videozero.questioner.round import question_round
     from videozero.questioner.writer import WriterConfig
@@ -376,13 +362,6 @@ def question_stage(
                 qcfg.solver_sampling.sampling,
                 VideoCache(cache_dir),
             )
-        if not config.ablation.evidence_anchoring:
-            writer_fn = writer
-
-            def unanchored(ev: VideoEvidence, rid: int):
-                return writer_fn(whole_video(ev), rid) if writer_fn else []
-
-            writer = unanchored if writer is not None else None
         summary = question_round(
             store,
             run_id,
@@ -475,7 +454,7 @@ def solver_stage(
             gcfg,
             progress=progress,
         )
-        new = record_solver(store, run_id, str(result.path), "grpo", path, round_id)
+        new = solver_checkpoint(store, run_id, str(result.path), "grpo", path, round_id)
         steps = result.report.steps
         out = {
             "checkpoint": new,

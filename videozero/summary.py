@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from store.metrics import read_metrics
 from store.tables import Question, Round, Run
+from videozero.errors import VideozeroError
 from videozero.run_config import RunConfig
 
 
@@ -58,7 +59,7 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
         metrics = read_metrics(s, run_id)
     try:
         ckpt, path = current_solver(store, run_id, round_index + 1)
-    except Exception:
+    except VideozeroError:
         return out
     out.checkpoint = Path(path).name
     for m in metrics:

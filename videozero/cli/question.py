@@ -33,28 +33,23 @@ def _family_list(value: str | None) -> list[str] | None:
     return names
 
 
-def _solver_model(store, run_id: int, model: str | None, workdir: Path) -> str:
-    """--model, else the run's newest solver checkpoint, else <workdir>/models/nano."""
-    from sqlalchemy import select
+def _solver(store, run_id: int, round_index: int, model: str | None, workdir: Path) -> tuple[int, str]:
+    """(checkpoint id, path) of the verifying solver: --model, else the checkpoint the round starts from
+    (as `videozero iterate` picks it), else <workdir>/models/nano."""
+    from videozero.loop import current_solver
+    from videozero.questioner.round import solver_checkpoint
 
-    from store.tables import Checkpoint
-
-    if model:
-        return model
-    with store.session() as s:
-        newest = s.scalars(
-            select(Checkpoint.path)
-            .where(Checkpoint.run_id == run_id, Checkpoint.role == "solver")
-            .order_by(Checkpoint.id.desc())
-        ).first()
-    if newest:
-        return str(newest)
-    default = workdir / "models" / "nano"
-    if not (default / "config.json").exists():
-        raise VideozeroError(
-            f"no solver model: pass --model, or build the default learner with `videozero model init --out {default}`."
-        )
-    return str(default)
+    if not model:
+        try:
+            return current_solver(store, run_id, round_index)
+        except VideozeroError:
+            model = str(workdir / "models" / "nano")
+            if not (Path(model) / "config.json").exists():
+                raise VideozeroError(
+                    f"no solver model: pass --model, or build the default learner with "
+                    f"`videozero model init --out {model}`."
+                ) from None
+    return solver_checkpoint(store, run_id, model), model
 
 
 def question(
@@ -143,7 +138,7 @@ def _run(
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.questioner.model_writer import model_writer
-    from videozero.questioner.round import question_round, solver_checkpoint
+    from videozero.questioner.round import question_round
     from videozero.questioner.writer import WriterConfig
     from videozero.video.cache import VideoCache
 
@@ -168,10 +163,9 @@ def _run(
         if not ids:
             raise VideozeroError("no video could be mined: see the errors above.")
         attach_videos(store, run_id, ids)
-    solver_path = _solver_model(store, run_id, model, workdir)
+    checkpoint_id, solver_path = _solver(store, run_id, round_index, model, workdir)
     lm = load_model(solver_path, device="auto")
     engine = TransformersEngine(lm, batch_size=16)
-    checkpoint_id = solver_checkpoint(store, run_id, solver_path)
     families = config.families
     write = None
     if writer in (Writer.model, Writer.both):

@@ -280,6 +280,23 @@ def propose_round(
     return len(rows)
 
 
+class _VideoViews:
+    """Each video's mined evidence and its frames at the solver's sampling, loaded once per call."""
+
+    def __init__(self, store, sampling, cache_dir: str | Path | None) -> None:
+        self.store, self.sampling, self.cache_dir = store, sampling, cache_dir
+        self.cache = VideoCache(cache_dir) if cache_dir is not None else None
+        self._views: dict[int, tuple[VideoEvidence, VideoInput, VideoInput]] = {}
+
+    def __call__(self, video_id: int) -> tuple[VideoEvidence, VideoInput, VideoInput]:
+        """(evidence, the video as the solver sees it, the dense mined frames query images come from)."""
+        if video_id not in self._views:
+            ev = load_video_evidence(self.store, video_id, self.cache_dir)
+            shown = VideoInput.from_clip(load_clip(ev.path, self.sampling, self.cache))
+            self._views[video_id] = (ev, shown, VideoInput(ev.frames, ev.timestamps))
+        return self._views[video_id]
+
+
 def _pending(session, round_id: int) -> list[Question]:
     return list(
         session.scalars(
@@ -320,29 +337,14 @@ def verify_round(
             return 0
         pending = [(q.id, q.video_id, _candidate_of(q)) for q in _pending(s, round_id)]
     started = time.perf_counter()
-    cache = VideoCache(cache_dir) if cache_dir is not None else None
-    evidence: dict[int, VideoEvidence] = {}
-    videos: dict[int, VideoInput] = {}
-    sampling = config.solver_sampling.sampling
+    views = _VideoViews(store, config.solver_sampling.sampling, cache_dir)
     done = 0
     for start in range(0, len(pending), config.chunk):
         chunk = pending[start : start + config.chunk]
         items = []
         for qid, vid, cand in chunk:
-            if vid not in evidence:
-                evidence[vid] = load_video_evidence(store, vid, cache_dir)
-                videos[vid] = VideoInput.from_clip(load_clip(evidence[vid].path, sampling, cache))
-            ev = evidence[vid]
-            items.append(
-                VerifyItem(
-                    cand,
-                    videos[vid],
-                    VideoInput(ev.frames, ev.timestamps),
-                    ev.duration,
-                    ev.segments,
-                    seed=qid,
-                )
-            )
+            ev, shown, dense = views(vid)
+            items.append(VerifyItem(cand, shown, dense, ev.duration, ev.segments, seed=qid))
         verdicts = verify(engine, items, config.verify)
         with store.write() as s:
             attempts = []
@@ -373,17 +375,34 @@ def verify_round(
     return done
 
 
-def solver_checkpoint(store, run_id: int, model: str, stage: str = "base") -> int:
-    """The id of the checkpoint row of `model` for this run (created as `stage` if it has none)."""
+def solver_checkpoint(
+    store,
+    run_id: int,
+    model: str,
+    stage: str = "base",
+    base_model: str | None = None,
+    round_id: int | None = None,
+) -> int:
+    """The id of the run's solver checkpoint row for `model` at `stage`, created once."""
     with store.write() as s:
-        found = s.scalars(
-            select(Checkpoint.id)
-            .where(Checkpoint.run_id == run_id, Checkpoint.role == "solver", Checkpoint.path == str(model))
-            .order_by(Checkpoint.id.desc())
-        ).first()
+        found = s.scalar(
+            select(Checkpoint.id).where(
+                Checkpoint.run_id == run_id,
+                Checkpoint.role == "solver",
+                Checkpoint.path == str(model),
+                Checkpoint.stage == stage,
+            )
+        )
         if found is not None:
             return int(found)
-        row = Checkpoint(run_id=run_id, role="solver", stage=stage, path=str(model), base_model=str(model))
+        row = Checkpoint(
+            run_id=run_id,
+            round_id=round_id,
+            role="solver",
+            stage=stage,
+            path=str(model),
+            base_model=str(base_model or model),
+        )
         s.add(row)
         s.flush()
         return int(row.id)
@@ -493,18 +512,13 @@ def accepted_solver_questions(
             .order_by(Question.id)
         ).all()
         items = [(q.id, q.video_id, _candidate_of(q)) for q in rows]
-    cache = VideoCache(cache_dir) if cache_dir is not None else None
-    evidence: dict[int, VideoEvidence] = {}
-    videos: dict[int, VideoInput] = {}
+    views = _VideoViews(store, sampling, cache_dir)
     out = []
     for qid, vid, c in items:
-        if vid not in evidence:
-            evidence[vid] = load_video_evidence(store, vid, cache_dir)
-            videos[vid] = VideoInput.from_clip(load_clip(evidence[vid].path, sampling, cache))
-        ev = evidence[vid]
+        ev, shown, dense = views(vid)
         out.append(
             SolverQuestion(
-                request=question_request(c.prompt, c.spec, VideoInput(ev.frames, ev.timestamps), videos[vid]),
+                request=question_request(c.prompt, c.spec, dense, shown),
                 kind=c.kind,
                 answer=c.answer if c.writer == "template" else None,
                 evidence=c.evidence,
