@@ -1,8 +1,9 @@
 """Throughput of the transformers engine by batch size, for tiny-qwen and nano; nano's training step cost.
 
 Prints rollouts per second and generated tokens per second for P prompts x N samples (default 64 x 8)
-at batch sizes 1, 8 and 32, each also as a ratio to batch 1, all measured in one run; then nano's
-seconds per forward + backward of a batch of 8 (projector only, full LM, LoRA r=8 via peft).
+at batch sizes 1, 8 and 32, each also as a ratio to batch 1, all measured in one run; for nano, the
+N samples of a prompt with its prefill shared against one prefill per sample; then nano's seconds per
+forward + backward of a batch of 8 (projector only, full LM, LoRA r=8 via peft).
 Figures only: nothing here asserts a timing.
 
     python bench/generation.py [--prompts 64] [--nano-prompts P] [--samples 8] [--max-new-tokens 16] [--nano DIR]
@@ -47,7 +48,7 @@ def throughput(
     lm: LoadedModel, reqs: list[Request], samples: int, max_new: int, batch: int
 ) -> tuple[float, float]:
     """(rollouts per second, generated tokens per second) at one batch size."""
-    engine = TransformersEngine(lm, batch_size=batch)
+    engine = TransformersEngine(lm, batch_size=batch, share_prefill=False)
     params = SamplingParams(n=samples, temperature=1.0, max_new_tokens=max_new, seed=0)
     engine.generate(reqs[:1], SamplingParams(n=1, max_new_tokens=2))  # warm-up
     start = time.perf_counter()
@@ -68,6 +69,24 @@ def bench_model(name: str, lm: LoadedModel, args: argparse.Namespace, prompts: i
     print(f"{'batch':>5} {'rollouts/s':>11} {'x batch 1':>9} {'tokens/s':>9} {'x batch 1':>9}")
     for b, (r, t) in rows.items():
         print(f"{b:>5} {r:>11.2f} {r / base_r:>9.2f} {t:>9.1f} {t / base_t:>9.2f}")
+
+
+def prefill_sharing(lm: LoadedModel, reqs: list[Request], samples: int, max_new: int) -> None:
+    """Seconds for N samples of each prompt with the prompt's prefill shared vs one prefill per sample."""
+    params = SamplingParams(n=samples, temperature=1.0, max_new_tokens=max_new, seed=0)
+    seconds = {}
+    for share in (False, True):
+        engine = TransformersEngine(lm, batch_size=16, share_prefill=share)
+        engine.generate(reqs[:1], SamplingParams(n=2, max_new_tokens=2))  # warm-up
+        start = time.perf_counter()
+        engine.generate(reqs, params)
+        seconds[share] = time.perf_counter() - start
+    prompt_tokens = build_batch(lm, reqs[:1]).input_ids.shape[1]
+    print(
+        f"\nnano, {len(reqs)} prompts ({prompt_tokens} prompt tokens) x {samples} samples, batch 16: "
+        f"one prefill per sample {seconds[False]:.1f} s, shared prefill {seconds[True]:.1f} s "
+        f"({seconds[False] / seconds[True]:.2f}x)"
+    )
 
 
 def step_seconds(lm: LoadedModel, mode: str, repeats: int = 3) -> float:
@@ -138,6 +157,9 @@ def main() -> None:
                 nano, _ = build_nano(Path(tmp) / "nano", align_steps=0, evaluate=False)
             lm = load_model(nano, device="cpu")
             bench_model(f"nano ({nano})", lm, args, args.nano_prompts or args.prompts)
+            prefill_sharing(
+                lm, requests(args.nano_prompts or args.prompts), args.samples, args.max_new_tokens
+            )
             print(
                 f"\nnano forward+backward, batch 8 (8 frames, {torch.get_num_threads()} threads), median of 3:"
             )

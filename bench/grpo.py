@@ -3,7 +3,9 @@
 Run: python bench/grpo.py [--nano DIR] [--prompts 8] [--group 8] [--steps 2]
 Each model runs in its own process so its peak memory is its own. Prints figures; never asserts them.
 Efficiency ratio = bare forward+backward time / GRPO update time on the same (prompt, completion) batch
-and micro-batches (target >= 0.6: the loss maths, advantages and bookkeeping cost little).
+and micro-batches (target >= 0.6: the loss maths, advantages and bookkeeping cost little). The bare
+pass runs every sequence whole; nano is measured twice, with its rollouts' shared prompts run once
+(`GRPOConfig.share_prompts`, in generation and in the update: ratios above 1) and with that off.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import time  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def measure(model_dir: str, prompts: int, group: int, steps: int, frames: int, size: int) -> dict:
+def measure(
+    model_dir: str, prompts: int, group: int, steps: int, frames: int, size: int, share: bool
+) -> dict:
     import torch
 
     from videozero.models.loader import load_model
     from videozero.models.prompt import build_batch, token_logprobs
+    from videozero.models.shared_prompt import shares_prompts
     from videozero.solver.grpo import GRPOTrainer, questions_from_tasks
     from videozero.solver.grpo_config import GRPOConfig
     from videozero.solver.tasks import TaskClips, make_tasks
@@ -46,8 +51,10 @@ def measure(model_dir: str, prompts: int, group: int, steps: int, frames: int, s
         format_floor=0.0,
         kl_coef=0.0,
         temperature=1.2,
+        share_prompts=share,
     )
     trainer = GRPOTrainer(lm, config)
+    trainer.engine.share_prefill = share
     trainer.step(questions)  # warm caches (frame features, allocator)
     rollout_s, update_s, bare_s, tokens = [], [], [], []
     for _ in range(steps):
@@ -74,6 +81,7 @@ def measure(model_dir: str, prompts: int, group: int, steps: int, frames: int, s
     return {
         "model": Path(model_dir).name,
         "family": lm.family,
+        "shared": share and shares_prompts(lm),
         "sequences": prompts * group,
         "completion_tokens": sum(tokens) / n,
         "rollout_s": sum(rollout_s) / n,
@@ -92,10 +100,13 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         frames, size = (8, 112)
-        print(json.dumps(measure(args.one, args.prompts, args.group, args.steps, frames, size)))
+        print(
+            json.dumps(measure(args.one, args.prompts, args.group, args.steps, frames, size, not args.plain))
+        )
         return
 
     from rich.console import Console
@@ -104,15 +115,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vz-bench-grpo-"))
     from videozero.models.tiny_qwen import build_tiny_qwen
 
-    dirs = [str(build_tiny_qwen(work / "tiny-qwen"))]
-    if args.nano:
-        dirs.append(args.nano)
-    else:
+    runs = [(str(build_tiny_qwen(work / "tiny-qwen")), False)]
+    nano = args.nano
+    if not nano:
         from videozero.models.nano.build import build_nano
 
-        dirs.append(str(build_nano(work / "nano", align_steps=0, evaluate=False, generated=8, per_clip=4)[0]))
+        nano = str(build_nano(work / "nano", align_steps=0, evaluate=False, generated=8, per_clip=4)[0])
+    runs += [(nano, True), (nano, False)]
     rows = []
-    for d in dirs:
+    for d, plain in runs:
         cmd = [
             sys.executable,
             __file__,
@@ -124,6 +135,7 @@ def main() -> None:
             str(args.group),
             "--steps",
             str(args.steps),
+            *(["--plain"] if plain else []),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -132,6 +144,7 @@ def main() -> None:
     )
     for col in (
         "model",
+        "prompts shared",
         "trainable",
         "completion tokens",
         "rollout s",
@@ -145,6 +158,7 @@ def main() -> None:
     for r in rows:
         table.add_row(
             f"{r['model']} ({r['family']})",
+            "yes" if r["shared"] else "no",
             f"{r['trainable_m']:.2f} M",
             f"{r['completion_tokens']:.0f}",
             f"{r['rollout_s']:.2f}",

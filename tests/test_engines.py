@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.model_builds import noise_frames, tiny_qwen_dir
+from tests.model_builds import nano_dir, noise_frames, tiny_qwen_dir
 from videozero.answer_format import render_answer
 from videozero.models.engines.base import SamplingParams
 from videozero.models.engines.transformers_engine import TransformersEngine
@@ -61,6 +61,54 @@ def test_sampled_logprobs_equal_the_training_logprobs() -> None:
     for row, (_, sample) in enumerate(pairs):
         got = lp[row][batch.completion_mask[row]]
         assert torch.allclose(got, torch.tensor(sample.logprobs), atol=1e-4)
+
+
+def test_nano_samples_share_the_prompt_prefill_without_changing_outputs() -> None:
+    lm = load_model(nano_dir())
+    requests = _requests()
+    engine = TransformersEngine(lm, batch_size=4)
+    assert engine.shares_prefill and not TransformersEngine(load_model(tiny_qwen_dir())).shares_prefill
+    greedy = SamplingParams(n=2, temperature=0, max_new_tokens=10)
+    shared = engine.generate(requests, greedy)
+    plain = TransformersEngine(lm, batch_size=4, share_prefill=False).generate(requests, greedy)
+    assert [[s.token_ids for s in g] for g in shared] == [[s.token_ids for s in g] for g in plain]
+    # sampled: the log-probs generation reports from the shared cache are those of a fresh forward
+    out = engine.generate(requests, SamplingParams(n=3, max_new_tokens=10, logprobs=True, seed=3))
+    assert [len(g) for g in out] == [3] * len(requests)
+    pairs = [(r, s) for r, samples in zip(requests, out, strict=True) for s in samples]
+    batch = build_batch(lm, [r for r, _ in pairs], [s.token_ids for _, s in pairs])
+    lp = token_logprobs(lm.model, batch)
+    for row, (_, sample) in enumerate(pairs):
+        assert torch.allclose(lp[row][batch.completion_mask[row]], torch.tensor(sample.logprobs), atol=1e-4)
+    assert len({tuple(s.token_ids) for _, s in pairs}) > len(requests)  # samples of a prompt differ
+
+
+def test_grouped_logprobs_equal_full_sequences_with_their_gradients() -> None:
+    from videozero.models.shared_prompt import grouped_token_logprobs
+
+    lm = load_model(nano_dir())
+    model = lm.model
+    model.requires_grad_(False)
+    model.projector.requires_grad_(True)
+    requests = _requests()
+    rows = [requests[0], requests[0], requests[2], requests[1], requests[2], requests[3]]
+    completions = [[28, 29, 30], [31], [32, 33, 34, 35, 36], [37, 38], [39, 40], [41, 42, 43]]
+    batch = build_batch(lm, rows, completions)
+
+    def values_and_grads(fn):
+        model.zero_grad(set_to_none=True)
+        lp = fn()
+        (lp * torch.linspace(0.5, 1.5, lp.shape[1])).sum().backward()
+        return lp.detach(), [p.grad.clone() for p in model.projector.parameters()]
+
+    full, full_grads = values_and_grads(lambda: token_logprobs(model, batch))
+    grouped, grouped_grads = values_and_grads(
+        lambda: grouped_token_logprobs(model, lm, rows, completions, batch)
+    )
+    assert int((full != 0).sum()) == sum(len(c) for c in completions)
+    assert torch.allclose(full, grouped, atol=1e-4)
+    for a, b in zip(full_grads, grouped_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
 
 
 def test_completion_mask_and_regions_mark_evidence_and_answer() -> None:

@@ -30,6 +30,7 @@ from videozero.models.engines.transformers_engine import TransformersEngine
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import TokenRegion, build_batch, token_logprobs
+from videozero.models.shared_prompt import grouped_token_logprobs, shares_prompts
 from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.rollout import QuestionRollouts, RolloutConfig, SolverQuestion, rollout_questions
 from videozero.solver.training import frozen_copy, param_groups, prepare_trainable, seed_everything
@@ -318,7 +319,7 @@ class GRPOTrainer:
         for j, start in enumerate(range(0, len(requests), mb)):
             part = slice(start, start + mb)
             batch = build_batch(self.lm, requests[part], completions[part]).to(self.lm.device, self.lm.dtype)
-            logp = token_logprobs(self.lm.model, batch)
+            logp = self._logprobs(self.lm.model, requests[part], completions[part], batch)
             mask = batch.completion_mask
             if first_pass:
                 self._old_logp.append(logp.detach())
@@ -335,7 +336,7 @@ class GRPOTrainer:
             )
             if self.ref is not None:
                 with torch.no_grad():
-                    ref_logp = token_logprobs(self.ref, batch)
+                    ref_logp = self._logprobs(self.ref, requests[part], completions[part], batch)
                 kl = (k3_kl(logp, ref_logp) * mask).sum() / n_tokens
                 loss = loss + c.kl_coef * kl
                 total_kl += float(kl.detach())
@@ -343,6 +344,13 @@ class GRPOTrainer:
             total_loss += float(loss.detach())
             total_clip += float(clip_frac) * float(mask.sum()) / n_tokens
         return total_loss, total_kl, total_clip
+
+    def _logprobs(self, model, requests, completions, batch) -> torch.Tensor:
+        """Completion-token log-probs of `batch` under `model`; rollouts of one question run its prompt
+        once where the model allows it (`shared_prompt`)."""
+        if self.config.share_prompts and shares_prompts(self.lm):
+            return grouped_token_logprobs(model, self.lm, requests, completions, batch)
+        return token_logprobs(model, batch)
 
     def _anchor_pass(self, results: Sequence[QuestionRollouts]) -> float:
         """Supervised anchor on the training targets (the format floor); returns its weighted loss."""

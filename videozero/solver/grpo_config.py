@@ -42,7 +42,12 @@ class GRPOConfig(BaseModel):
     clip_eps_low: float = Field(0.2, ge=0, description="policy-ratio clip below 1")
     clip_eps_high: float = Field(0.28, ge=0, description="policy-ratio clip above 1 (DAPO's clip-higher)")
     updates_per_batch: int = Field(1, ge=1, description="optimiser passes over each rollout batch")
-    micro_batch_size: int = Field(16, ge=1, description="sequences per forward; gradients accumulate")
+    micro_batch_size: int = Field(8, ge=1, description="sequences per forward; gradients accumulate")
+    share_prompts: bool = Field(
+        True,
+        description="run each question's prompt once for its group's rollouts in the policy pass (nano; "
+        "same result, less compute and memory)",
+    )
     scale_std: bool = Field(True, description="divide advantages by the group std (GRPO); off: Dr. GRPO")
     skip_zero_variance: bool = Field(True, description="drop groups whose rewards do not vary")
     token_selective: bool = Field(

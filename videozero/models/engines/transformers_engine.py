@@ -1,4 +1,9 @@
-"""Generation with transformers `generate`, batched with left padding: CPU and one GPU."""
+"""Generation with transformers `generate`, batched with left padding: CPU and one GPU.
+
+The N samples of one prompt share its prefill where the model allows it (nano; see
+`videozero.models.shared_prompt`): whole prompts go into a batch, their cache is repeated N times and
+`generate` continues from it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from videozero.models.engines.base import GenerationEngine, Sample, SamplingPara
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import Request, build_batch
+from videozero.models.shared_prompt import prefix_cache, shares_prompts
 
 
 class InverseCdfSampler(LogitsProcessor):
@@ -46,19 +52,25 @@ def sampling_processors(params: SamplingParams) -> LogitsProcessorList:
 
 
 class TransformersEngine(GenerationEngine):
-    """Runs `lm.model.generate` on batches of up to `batch_size` sequences (each sample is one sequence)."""
+    """Runs `lm.model.generate` on batches of up to `batch_size` sequences (each sample is one sequence);
+    `share_prefill=False` makes every sample prefill its own copy of the prompt (for comparison)."""
 
-    def __init__(self, lm: LoadedModel, batch_size: int = 8) -> None:
+    def __init__(self, lm: LoadedModel, batch_size: int = 8, share_prefill: bool = True) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.lm = lm
         self.batch_size = batch_size
+        self.share_prefill = share_prefill
         # nano's frozen frame encoder would otherwise re-encode a prompt's frames once per sample.
         cache_frame_cells(lm.model)
 
+    @property
+    def shares_prefill(self) -> bool:
+        """Whether the N samples of a prompt reuse one prefill (nano; not Qwen-VL's 3-D rope positions)."""
+        return self.share_prefill and shares_prompts(self.lm)
+
     @torch.no_grad()
     def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[Sample]]:
-        flat = [(i, request) for i, request in enumerate(requests) for _ in range(params.n)]
         out: list[list[Sample]] = [[] for _ in requests]
         if params.seed is not None:
             torch.manual_seed(params.seed)
@@ -66,19 +78,45 @@ class TransformersEngine(GenerationEngine):
         was_training = model.training
         model.eval()
         try:
-            for start in range(0, len(flat), self.batch_size):
-                chunk = flat[start : start + self.batch_size]
-                for (i, _), sample in zip(
-                    chunk, self._generate_batch([r for _, r in chunk], params), strict=True
-                ):
-                    out[i].append(sample)
+            if self.shares_prefill and params.n > 1:
+                # whole prompts per batch, as many as fit `batch_size` sequences (at least one)
+                per_batch = max(1, self.batch_size // params.n)
+                for start in range(0, len(requests), per_batch):
+                    chunk = list(requests[start : start + per_batch])
+                    samples = self._generate_batch(chunk, params, repeats=params.n)
+                    for k in range(len(chunk)):
+                        out[start + k] = samples[k * params.n : (k + 1) * params.n]
+            else:
+                flat = [(i, request) for i, request in enumerate(requests) for _ in range(params.n)]
+                for start in range(0, len(flat), self.batch_size):
+                    chunk = flat[start : start + self.batch_size]
+                    for (i, _), sample in zip(
+                        chunk, self._generate_batch([r for _, r in chunk], params), strict=True
+                    ):
+                        out[i].append(sample)
         finally:
             model.train(was_training)
         return out
 
-    def _generate_batch(self, requests: list[Request], params: SamplingParams) -> list[Sample]:
+    def _shared_prefill(self, inputs: dict[str, torch.Tensor], repeats: int) -> dict[str, torch.Tensor]:
+        """The kwargs that make `generate` continue from each prompt's cache repeated `repeats` times: the
+        full prompts and their mask (no vision inputs: the frames are in the cache)."""
+        cache = prefix_cache(self.lm.model, inputs)
+        cache.batch_repeat_interleave(repeats)
+        return {
+            "input_ids": inputs["input_ids"].repeat_interleave(repeats, dim=0),
+            "attention_mask": inputs["attention_mask"].repeat_interleave(repeats, dim=0),
+            "past_key_values": cache,
+        }
+
+    def _generate_batch(
+        self, requests: list[Request], params: SamplingParams, repeats: int = 1
+    ) -> list[Sample]:
+        """Samples for `requests`, each request `repeats` times in a row (sharing its prefill)."""
         lm, tok = self.lm, self.lm.tokenizer
         batch = build_batch(lm, requests).to(lm.device, lm.dtype)
+        inputs = batch.inputs if repeats == 1 else self._shared_prefill(batch.inputs, repeats)
+        prompt_width = batch.input_ids.shape[1]
         eos = tok.convert_tokens_to_ids("<|im_end|>")
         # sampling runs as greedy search over scores the sampler leaves one finite entry in
         kwargs = {
@@ -95,8 +133,8 @@ class TransformersEngine(GenerationEngine):
         }
         if params.temperature > 0:
             kwargs["logits_processor"] = sampling_processors(params)
-        result = lm.model.generate(**batch.inputs, **kwargs)
-        new = result.sequences[:, batch.input_ids.shape[1] :].cpu()
+        result = lm.model.generate(**inputs, **kwargs)
+        new = result.sequences[:, prompt_width:].cpu()
         logp = None
         if params.logprobs:
             logits = torch.stack(result.logits, dim=1).float()
