@@ -61,7 +61,7 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
         ckpt, path = current_solver(store, run_id, round_index + 1)
     except VideozeroError:
         return out
-    out.checkpoint = Path(path).name
+    out.checkpoint = "/".join(Path(path).parts[-2:])  # e.g. round-0/solver
     for m in metrics:
         if m.checkpoint_id != ckpt:
             continue
@@ -110,7 +110,7 @@ def round_rows(summary: RoundSummary) -> list[dict[str, Any]]:
 def round_table(summary: RoundSummary) -> Table:
     """The closing table of a round."""
     table = Table(
-        title=f"run {summary.run!r}, round {summary.round_index} (solver {summary.checkpoint or '-'})"
+        title=f"run {summary.run!r}, round {summary.round_index}: solver checkpoint {summary.checkpoint or '-'}"
     )
     for col in ("family", "generated", "accepted", "held-out acc", "held-out mIoU", "next level"):
         table.add_column(col, justify="left" if col == "family" else "right")
