@@ -102,13 +102,13 @@ def preset_values(name: str) -> dict[str, Any]:
                 "warmup": {"steps": 24, "heldout_tasks": 0},
             },
             "questioner": {
-                "per_video": 6,
+                "per_video": 8,
                 "heldout_per_video": 6,
                 "model_spans_per_video": 1,
                 "solver_max_frames": 12,
                 "verify": {"n_full": 6, "n_probe": 1, "max_new_tokens": 32},
             },
-            "solver": {"steps": 2, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32},
+            "solver": {"steps": 4, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32},
             "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 64},
             "eval": {"max_frames": 12, "diagnostics_limit": 6},
         }
