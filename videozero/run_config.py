@@ -106,7 +106,10 @@ def preset_values(name: str) -> dict[str, Any]:
                 "heldout_per_video": 6,
                 "model_spans_per_video": 1,
                 "solver_max_frames": 12,
-                "verify": {"n_full": 6, "n_probe": 1, "max_new_tokens": 32},
+                # nano's samples at temperature 1.0 break the answer format half the time, which drowns
+                # the agreement in format noise; at 0.7 well-formed samples rise from 47% to 66% and
+                # correct ones from 12% to 18% (measured on the warm-up's tasks)
+                "verify": {"n_full": 6, "n_probe": 1, "max_new_tokens": 32, "temperature": 0.7},
             },
             "solver": {"steps": 4, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32},
             "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 64},
