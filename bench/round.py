@@ -3,7 +3,8 @@
 Run: python bench/round.py [--preset default] [--workdir DIR] [--out FILE]
 Runs the run-level stages (mine, learner: built and warmed up on first use, held-out questions, base
 and warm-up evaluation) and then one round (question = propose + verify, solver GRPO, questioner GRPO,
-evaluation, curriculum) through `videozero.loop` without Prefect, timing each by the wall clock. Reuse a
+evaluation, curriculum) through `videozero.loop` without Prefect, timing each by the wall clock, with the
+process's peak memory after each stage (where it rises is the stage that needs it). Reuse a
 work directory whose `models/` already holds the learner to leave the first-use build out. Prints
 figures; never asserts them.
 """
@@ -17,10 +18,17 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far (the stage that raised it is where it rose)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9  # bytes on macOS, KiB on Linux
 
 
 def main() -> None:
@@ -43,12 +51,12 @@ def main() -> None:
     store = loop.open_run_store(config)
     lease = loop.Lease(store, config)
     run_id = lease.run_id
-    timings: list[tuple[str, str, float]] = []
+    timings: list[tuple[str, str, float, float]] = []
 
     def timed(scope: str, name: str, fn, *a):
         t = time.perf_counter()
         result = fn(*a)
-        timings.append((scope, name, time.perf_counter() - t))
+        timings.append((scope, name, time.perf_counter() - t, peak_rss_gb()))
         console.print(f"{scope} {name}: {timings[-1][2]:.1f} s  {result if isinstance(result, dict) else ''}")
         return result
 
@@ -69,16 +77,16 @@ def main() -> None:
             timed("round 0", name, fn, config, run_id, 0)
     finally:
         lease.release("finished")
-    round_total = sum(s for scope, _, s in timings if scope == "round 0")
+    round_total = sum(s for scope, _, s, _ in timings if scope == "round 0")
     table = Table(title=f"one {args.preset} round ({workdir}), seconds per stage")
-    for col in ("scope", "stage", "seconds", "share of the round"):
+    for col in ("scope", "stage", "seconds", "share of the round", "process peak RSS after"):
         table.add_column(col, justify="left" if col in ("scope", "stage") else "right")
-    for scope, name, seconds in timings:
+    for scope, name, seconds, peak in timings:
         share = f"{seconds / round_total:.0%}" if scope == "round 0" and round_total else ""
-        table.add_row(scope, name, f"{seconds:.1f}", share)
+        table.add_row(scope, name, f"{seconds:.1f}", share, f"{peak:.2f} GB")
     table.add_section()
-    table.add_row("round 0", "total", f"{round_total:.1f}", "100%")
-    table.add_row("all", "total", f"{sum(s for _, _, s in timings):.1f}", "")
+    table.add_row("round 0", "total", f"{round_total:.1f}", "100%", "")
+    table.add_row("all", "total", f"{sum(s for _, _, s, _ in timings):.1f}", "", "")
     console.print(table)
     console.print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.out:
