@@ -77,7 +77,7 @@ def grouped_token_logprobs(
     ids, mask = prompts.inputs["input_ids"], prompts.inputs["attention_mask"]
     lengths = [len(c) for c in completions]
     width = 1 + max(lengths)
-    pad = ids[0, -1].item()
+    pad = ids[0, -1].item()  # any token id: padded positions are masked out
     suffix = torch.full((len(requests), width), pad, dtype=torch.long, device=lm.device)
     suffix_mask = torch.zeros_like(suffix)
     for row, (k, completion) in enumerate(zip(order, completions, strict=True)):
