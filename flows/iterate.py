@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import publish_round
 from videozero import loop
+from videozero.progress import StageProgress
 from videozero.run_config import RunConfig
 from videozero.summary import round_summary
 
@@ -23,12 +24,12 @@ TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 @task(name="mine", retries=1, retry_delay_seconds=5, **TASK)
 def mine_task(config: RunConfig, run_id: int) -> dict:
-    return loop.mine_stage(config, run_id, progress=True)
+    return loop.mine_stage(config, run_id, StageProgress(get_run_logger().info))
 
 
 @task(name="learner", **TASK)
 def learner_task(config: RunConfig, run_id: int) -> dict:
-    return loop.learner_stage(config, run_id, get_run_logger().info)
+    return loop.learner_stage(config, run_id, StageProgress(get_run_logger().info))
 
 
 @task(name="held-out questions", **TASK)
@@ -43,19 +44,17 @@ def evaluate_task(config: RunConfig, run_id: int, checkpoint_id: int) -> dict:
 
 @task(name="question", **TASK)
 def question_task(config: RunConfig, run_id: int, round_index: int) -> dict:
-    logger = get_run_logger()
-
-    def progress(stage: str, done: int, total: int) -> None:
-        logger.info("round %d %s: %d/%d", round_index, stage, done, total)
-
+    progress = StageProgress(get_run_logger().info, prefix=f"round {round_index} ")
     return loop.question_stage(config, run_id, round_index, progress)
 
 
 @task(name="solver GRPO", **TASK)
 def solver_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     logger = get_run_logger()
+    bar = StageProgress(prefix=f"round {round_index} ")
 
     def progress(step) -> None:
+        bar("solver GRPO", step.step, config.solver.steps, f"reward {step.reward:.2f}")
         logger.info(
             "solver step %d: reward %.3f accuracy %.2f IoU %.2f format %.0f%%, groups kept %d/%d, "
             "rollout %.0f s, update %.0f s",
@@ -85,16 +84,20 @@ def curriculum_task(config: RunConfig, run_id: int, round_index: int) -> dict:
 def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
     """One round: question -> solver GRPO -> questioner GRPO -> evaluation -> curriculum."""
     logger = get_run_logger()
+    bar = StageProgress()
     stages = {}
-    for name, fn in (
+    steps = (
         ("question", question_task),
         ("solver", solver_task),
         ("questioner", questioner_task),
         ("eval", eval_task),
         ("curriculum", curriculum_task),
-    ):
+    )
+    for i, (name, fn) in enumerate(steps):
+        bar(f"round {round_index}", i, len(steps), name)
         stages[name] = fn(config, run_id, round_index)
         logger.info("round %d %s: %s", round_index, name, stages[name])
+    bar(f"round {round_index}", len(steps), len(steps), "done")
     store = loop.open_run_store(config)
     try:
         summary = round_summary(store, run_id, round_index)
@@ -113,13 +116,19 @@ def iterate(config: RunConfig) -> dict:
     status = "failed"
     try:
         run_id = lease.run_id
+        bar = StageProgress()
+        bar("preparing", 0, 4, "mine")
         mined = mine_task(config, run_id)
         logger.info("videos: %s", mined)
+        bar("preparing", 1, 4, "learner")
         learner = learner_task(config, run_id)
+        bar("preparing", 2, 4, "held-out questions")
         heldout_task(config, run_id)
+        bar("preparing", 3, 4, "evaluate base and warm-up")
         for key in ("base", "warmup"):
             if key in learner:
                 evaluate_task(config, run_id, learner[key])
+        bar("preparing", 4, 4, "done")
         done = loop.rounds_done(store, run_id)
         for r in range(done, config.rounds):
             lease.check()

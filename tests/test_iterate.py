@@ -75,6 +75,11 @@ def test_smoke_iterate_runs_every_stage_and_reports(tmp_path):
     out = " ".join(proc.stdout.split())
     assert "round 0" in out and "round 1" in out and "evaluation of run smoke" in out
     assert "base" in out and "warmup" in out  # the checkpoints side by side
+    # a console a person can read: videozero's bars and tables, no library chatter, no traceback
+    assert "warm-up" in out and "round 1 verify" in out and "round 1 solver GRPO" in out
+    console = proc.stdout + proc.stderr
+    for chatter in ("Traceback", "Warning", "| INFO", "Loading weights", "it/s]"):
+        assert chatter not in console, console[-3000:]
     db = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(db, create=False)
     with store.session() as s:

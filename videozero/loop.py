@@ -39,10 +39,9 @@ from store.runs import (
 )
 from store.tables import Checkpoint, Question, Round, Run
 from videozero.errors import VideozeroError
+from videozero.progress import ProgressReport
 from videozero.questioner.round import solver_checkpoint
 from videozero.run_config import RunConfig, verify_settings
-
-Progress = Callable[[str, int, int], None]
 
 
 def open_run_store(config: RunConfig) -> Store:
@@ -139,7 +138,7 @@ class Lease:
 # --- run-level stages ------------------------------------------------------------------------------------
 
 
-def mine_stage(config: RunConfig, run_id: int, progress: bool = False) -> dict[str, Any]:
+def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None = None) -> dict[str, Any]:
     """Mine the run's videos (cached per video) and attach them with a train/held-out split."""
     from videozero.evidence.mine import mine_videos
     from videozero.video.samples import default_clips
@@ -198,7 +197,7 @@ def _model_dir(config: RunConfig, kind: str) -> Path:
     return config.workdir_path / "models" / kind
 
 
-def base_model_path(config: RunConfig, log: Callable[[str], None] | None = None) -> str:
+def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -> str:
     """The learner's directory, building nano or tiny-qwen on first use (reused by every later run)."""
     model = config.learner.model
     if model not in ("nano", "tiny-qwen"):
@@ -213,8 +212,8 @@ def base_model_path(config: RunConfig, log: Callable[[str], None] | None = None)
         steps = config.learner.align_steps
 
         def aligned(step: int, loss: float) -> None:
-            if log is not None and (step % 10 == 0 or step == steps):
-                log(f"building nano: projector alignment step {step}/{steps}, loss {loss:.3f}")
+            if progress is not None:
+                progress("building nano: projector alignment", step, steps, f"loss {loss:.3f}")
 
         build_nano(tmp, align_steps=steps, seed=config.seed, progress=aligned)
     else:
@@ -225,7 +224,7 @@ def base_model_path(config: RunConfig, log: Callable[[str], None] | None = None)
     return str(path)
 
 
-def warmup_path(config: RunConfig, base: str, log: Callable[[str], None] | None = None) -> str | None:
+def warmup_path(config: RunConfig, base: str, progress: ProgressReport | None = None) -> str | None:
     """The warmed-up learner (trained once per base model and warm-up setting, then reused)."""
     w = config.learner.warmup
     if w.steps == 0:
@@ -245,8 +244,8 @@ def warmup_path(config: RunConfig, base: str, log: Callable[[str], None] | None 
     train_q, _, _, _ = warmup_tasks(w, clip_dir=config.workdir_path / "clips" / "warmup")
 
     def stepped(step: int, loss: float) -> None:
-        if log is not None and (step % 5 == 0 or step == w.steps):
-            log(f"warm-up step {step}/{w.steps}, loss {loss:.3f}")
+        if progress is not None:
+            progress("warm-up", step, w.steps, f"loss {loss:.3f}")
 
     warmup(lm, train_q, w, progress=stepped)
     tmp = out.with_name(f".{out.name}.saving")
@@ -255,15 +254,15 @@ def warmup_path(config: RunConfig, base: str, log: Callable[[str], None] | None 
     return str(out)
 
 
-def learner_stage(config: RunConfig, run_id: int, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def learner_stage(config: RunConfig, run_id: int, progress: ProgressReport | None = None) -> dict[str, Any]:
     """Base and warmed-up learner checkpoints of the run (built and warmed up on first use)."""
     store = open_run_store(config)
     round_id = round_id_of(store, run_id, 0)
     out: dict[str, Any] = {}
     with _stage(store, round_id, "learner") as box:
-        base = base_model_path(config, log)
+        base = base_model_path(config, progress)
         out["base"] = solver_checkpoint(store, run_id, base, "base")
-        warm = warmup_path(config, base, log)
+        warm = warmup_path(config, base, progress)
         if warm is not None:
             out["warmup"] = solver_checkpoint(store, run_id, warm, "warmup", base)
         if box is not None:
@@ -325,7 +324,7 @@ def curriculum_state(store: Store, run_id: int, round_index: int, config: RunCon
 
 
 def question_stage(
-    config: RunConfig, run_id: int, round_index: int, progress: Progress | None = None
+    config: RunConfig, run_id: int, round_index: int, progress: ProgressReport | None = None
 ) -> dict[str, Any]:
     """The questioner phase: propose on the training videos at the curriculum's levels and mix, verify
     with the current solver, store everything."""

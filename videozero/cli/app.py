@@ -12,6 +12,7 @@ from videozero.cli import db, iterate, mine, model, qa, question, warmup
 from videozero.cli.common import err_console
 from videozero.cli.eval import eval_command
 from videozero.errors import VideozeroError
+from videozero.quiet import quiet_libraries
 
 app = typer.Typer(
     name="videozero",
@@ -33,6 +34,7 @@ app.command("eval")(eval_command)
 
 def main() -> None:
     """Run the CLI; user-facing errors print as one red sentence and exit with status 1."""
+    quiet_libraries()
     try:
         app()
     except (VideozeroError, StoreError) as exc:

@@ -86,11 +86,15 @@ def iterate(
     finally:
         store.dispose()
     prefect_defaults()
+    # The console shows videozero's own bars and tables; Prefect's run logs still reach its UI.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     started = time.perf_counter()
     from flows.iterate import iterate as iterate_flow
+    from videozero.progress import console_bars
 
     try:
-        iterate_flow(config)
+        with console_bars(console):
+            iterate_flow(config)
     except Exception as exc:
         from store import StoreError
 

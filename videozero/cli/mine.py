@@ -59,8 +59,12 @@ def mine(
     store = open_store(resolve_db(db, workdir))
     try:
         from videozero.evidence.mine import mine_videos
+        from videozero.progress import StageProgress, console_bars
 
-        summary = mine_videos(store, inputs, sampling, cache_dir=workdir / "cache", progress=True)
+        with console_bars(console):
+            summary = mine_videos(
+                store, inputs, sampling, cache_dir=workdir / "cache", progress=StageProgress()
+            )
     finally:
         store.dispose()
     console.print(summary_table(summary))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,9 @@ from videozero.evidence.segments import EvidenceSegment, build_segments
 from videozero.evidence.shots import detect_shots
 from videozero.video.cache import VideoCache, file_sha256
 from videozero.video.decode import MINING_SAMPLING, SamplingConfig, VideoClip
+
+if TYPE_CHECKING:
+    from videozero.progress import ProgressReport
 
 # Mining samples at 2 fps (the method's rate) with room for 8.5 minutes before frames spread out.
 DEFAULT_SAMPLING = MINING_SAMPLING
@@ -95,7 +99,7 @@ def mine_videos(
     paths: Sequence[str | Path],
     sampling: SamplingConfig | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = False,
+    progress: ProgressReport | None = None,
 ) -> MiningSummary:
     """Mine every video under `paths` into `store`; never raises for a bad file (see the results)."""
     sampling = sampling or DEFAULT_SAMPLING
@@ -105,24 +109,12 @@ def mine_videos(
     for problem in problems:
         record_error(store, Path(problem.path), None, problem.error or "")
         summary.results.append(problem)
-    if not progress:
-        summary.results += [mine_video(store, f, sampling, cache) for f in files]
-        return summary
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (
-        TextColumn("mining"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-    )
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("", total=len(files))
-        for f in files:
-            bar.update(task, description=f.name)
-            summary.results.append(mine_video(store, f, sampling, cache))
-            bar.advance(task)
+    for i, f in enumerate(files):
+        if progress is not None:
+            progress("mining", i, len(files), f.name)
+        summary.results.append(mine_video(store, f, sampling, cache))
+    if progress is not None and files:
+        progress("mining", len(files), len(files), "")
     return summary
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import DynamicCache
 
+from videozero.models.cache_arg import CACHE_ARG
 from videozero.models.prompt import ModelBatch, Request, build_batch
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ def prefix_cache(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> Dyn
         input_ids=ids[:, :-1],
         attention_mask=mask[:, :-1],
         position_ids=_positions(mask)[:, :-1],
-        past_key_values=cache,
         use_cache=True,
+        **{CACHE_ARG: cache},
         logits_to_keep=1,
         **vision,
     )
@@ -89,8 +90,8 @@ def grouped_token_logprobs(
         input_ids=suffix,
         attention_mask=torch.cat([mask[index, :-1], suffix_mask], dim=1),
         position_ids=start[:, None] + torch.arange(width, device=lm.device),
-        past_key_values=cache,
         use_cache=True,
+        **{CACHE_ARG: cache},
     ).logits.float()
     picked = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, suffix[:, 1:, None]).squeeze(-1)
 

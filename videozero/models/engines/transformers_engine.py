@@ -18,6 +18,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from videozero.models.cache_arg import CACHE_ARG
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
@@ -106,7 +107,7 @@ class TransformersEngine(GenerationEngine):
         return {
             "input_ids": inputs["input_ids"].repeat_interleave(repeats, dim=0),
             "attention_mask": inputs["attention_mask"].repeat_interleave(repeats, dim=0),
-            "past_key_values": cache,
+            CACHE_ARG: cache,
         }
 
     def _generate_batch(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -65,20 +64,14 @@ def load_smollm2(dtype: torch.dtype = torch.float32):
 
     gguf = smollm2_gguf()
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    quiet_tqdm = os.environ.get("TQDM_DISABLE")
     logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    os.environ["TQDM_DISABLE"] = "1"  # the GGUF conversion's own progress bar
+    logging.disable_progress_bar()  # (the GGUF conversion's own tqdm bar obeys only TQDM_DISABLE: quiet.py)
     try:
         return AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
     finally:
         logging.set_verbosity(verbosity)
         if bars:
             logging.enable_progress_bar()
-        if quiet_tqdm is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = quiet_tqdm
 
 
 def assemble_nano(frame_size: int = 112, frame_grid: int = 2, seed: int = 0) -> NanoForConditionalGeneration:

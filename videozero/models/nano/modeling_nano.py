@@ -18,6 +18,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from videozero.models.cache_arg import CACHE_ARG
 from videozero.models.nano.configuration_nano import NanoConfig
 from videozero.video.frame_encoder import FrameEncoder, frame_encoder
 
@@ -140,6 +141,7 @@ class NanoForConditionalGeneration(NanoPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
+        cache=None,
         past_key_values=None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -167,19 +169,17 @@ class NanoForConditionalGeneration(NanoPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             labels=labels,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
+            **{CACHE_ARG: cache if cache is not None else past_key_values},
             **kwargs,
         )
 
-    def prepare_inputs_for_generation(
-        self, input_ids, past_key_values=None, is_first_iteration=False, **kwargs
-    ):
+    def prepare_inputs_for_generation(self, input_ids, is_first_iteration=False, **kwargs):
         """Vision inputs on the prefill step only; decoding steps read the cache."""
         inputs = super().prepare_inputs_for_generation(
-            input_ids, past_key_values=past_key_values, is_first_iteration=is_first_iteration, **kwargs
+            input_ids, is_first_iteration=is_first_iteration, **kwargs
         )
         if not is_first_iteration and kwargs.get("use_cache", True):
             for key in ("video_cells", "image_cells"):
