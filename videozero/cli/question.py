@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from store import open_store
 from videozero.cli.common import DbOption, console, resolve_db, workdir_default
 from videozero.errors import VideozeroError
+from videozero.progress import StageProgress, console_bars
 
 
 class Writer(StrEnum):
@@ -156,7 +156,8 @@ def _run(
             row = run_by_name(s, run)
     run_id = row.id
     if videos:
-        mined = mine_videos(store, list(videos), cache_dir=cache_dir, progress=True)
+        with console_bars(console):
+            mined = mine_videos(store, list(videos), cache_dir=cache_dir, progress=StageProgress())
         ids = [r.video_id for r in mined.results if r.status != "error" and r.video_id is not None]
         for r in mined.errors:
             console.print(f"[red]skipped[/] {r.path}: {r.error}")
@@ -181,20 +182,7 @@ def _run(
             config.solver_sampling.sampling,
             VideoCache(cache_dir),
         )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(f"{stage}", total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with console_bars(console):
         summary = question_round(
             store,
             run_id,
@@ -206,7 +194,7 @@ def _run(
             None,
             write,
             cache_dir,
-            progress,
+            StageProgress(),
         )
     return summary
 
