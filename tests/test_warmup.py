@@ -83,6 +83,23 @@ def test_warmup_lowers_the_loss_and_the_checkpoint_reloads(tmp_path) -> None:
     assert again == pytest.approx(after, abs=1e-5)
 
 
+def test_micro_batches_give_the_same_steps_as_the_whole_batch(tmp_path) -> None:
+    from videozero.models.loader import load_model
+
+    questions = questions_from_tasks(make_tasks(8, seed=1, clip_dir=tmp_path, clips=SMALL))
+    reports = []
+    for micro in (8, 3, 1):  # 3 splits 8 unevenly: the loss is still the batch's mean token loss
+        lm = load_model(tiny_qwen_dir("qwen3_vl"))
+        cfg = WarmupConfig(
+            steps=3, batch_size=8, micro_batch_size=micro, lr=1e-3, projector_lr=1e-3, lora=None
+        )
+        reports.append(warmup(lm, questions, cfg))
+    whole = reports[0]
+    for r in reports[1:]:
+        assert r.first_loss == pytest.approx(whole.first_loss, abs=1e-5)
+        assert r.last_loss == pytest.approx(whole.last_loss, abs=1e-3)
+
+
 def test_warmup_with_lora_merges_into_a_plain_checkpoint(tmp_path) -> None:
     from videozero.models.loader import load_model
     from videozero.solver.grpo_config import LoraSettings
