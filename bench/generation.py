@@ -23,11 +23,15 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from videozero.answer_format import format_instruction, render_answer
-from videozero.models.engines.base import SamplingParams
-from videozero.models.engines.transformers_engine import TransformersEngine
-from videozero.models.loader import LoadedModel, load_model
-from videozero.models.prompt import Request, VideoInput, build_batch, token_logprobs
+from videozero.quiet import quiet_libraries
+
+quiet_libraries()  # figures, not library chatter (before transformers is imported)
+
+from videozero.answer_format import format_instruction, render_answer  # noqa: E402
+from videozero.models.engines.base import SamplingParams  # noqa: E402
+from videozero.models.engines.transformers_engine import TransformersEngine  # noqa: E402
+from videozero.models.loader import LoadedModel, load_model  # noqa: E402
+from videozero.models.prompt import Request, VideoInput, build_batch, token_logprobs  # noqa: E402
 
 
 def requests(count: int, frames: int = 8, size: int = 112) -> list[Request]:

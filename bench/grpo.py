@@ -25,6 +25,10 @@ import time  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from videozero.quiet import quiet_libraries  # noqa: E402
+
+quiet_libraries()  # figures, not library chatter (before transformers is imported)
+
 
 def measure(
     model_dir: str, prompts: int, group: int, steps: int, frames: int, size: int, share: bool

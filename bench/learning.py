@@ -21,6 +21,10 @@ import time  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from videozero.quiet import quiet_libraries  # noqa: E402
+
+quiet_libraries()  # figures, not library chatter (before transformers is imported)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -24,6 +24,10 @@ import time  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from videozero.quiet import quiet_libraries  # noqa: E402
+
+quiet_libraries()  # figures, not library chatter (before transformers is imported)
+
 
 def peak_rss_gb() -> float:
     """This process's peak resident memory so far (the stage that raised it is where it rose)."""
