@@ -2,9 +2,8 @@
 every tenth of the way for the Prefect UI (a flow run served elsewhere has no console to draw on).
 
 Stages report through a `ProgressReport`: `report(what, done, total, detail)`. The command that owns the
-console opens `console_bars(console)` around the work; a `StageProgress` then draws a bar per `what` there
-(kept when done, with its elapsed time) and logs to Prefect when given a logger, or only logs when no
-console is open.
+console opens `console_bars(console)` around the work; a `StageProgress` draws a bar per `what` there while
+one is open (kept when done, with its elapsed time), and logs each tenth when given a logger.
 """
 
 from __future__ import annotations

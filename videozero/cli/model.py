@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from videozero.cli.common import console, workdir_default
+from videozero.progress import StageProgress, console_bars
 
 app = typer.Typer(help="Build and inspect the local video LMs.", no_args_is_help=True)
 
@@ -62,20 +62,15 @@ def init(
     else:
         from videozero.models.nano.build import build_nano
 
-        with Progress(
-            TextColumn("aligning projector"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("align", total=align_steps, loss="-")
+        report_step = StageProgress()
+        with console_bars(console):
             path, report = build_nano(
                 out,
                 align_steps=align_steps,
                 seed=seed,
-                progress=lambda step, loss: bar.update(task, completed=step, loss=f"{loss:.3f}"),
+                progress=lambda step, loss: report_step(
+                    "aligning projector", step, align_steps, f"loss {loss:.3f}"
+                ),
             )
         table.add_row(
             "alignment",

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from videozero.cli.common import DbOption, console, resolve_db
+from videozero.progress import StageProgress, console_bars
 
 
 def warmup(
@@ -76,17 +76,10 @@ def warmup(
     if held_q:
         with console.status("scoring the held-out tasks before the warm-up"):
             before = heldout_scores(TransformersEngine(lm, 16), held_q)
-    with Progress(
-        TextColumn("warm-up"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("warmup", total=steps, loss="-")
+    report_step = StageProgress()
+    with console_bars(console):
         report = run_warmup(
-            lm, train_q, config, progress=lambda s, loss: bar.update(task, completed=s, loss=f"{loss:.3f}")
+            lm, train_q, config, progress=lambda s, loss: report_step("warm-up", s, steps, f"loss {loss:.3f}")
         )
     if held_q:
         with console.status("scoring the held-out tasks after the warm-up"):
