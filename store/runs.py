@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -168,11 +169,12 @@ def attach_videos(
     heldout_fraction: float = 0.25,
     min_heldout: int = 1,
     eligible: set[int] | None = None,
+    heldout: Collection[int] = (),
 ) -> dict[int, str]:
     """Make mined videos part of a run with a train/heldout split by video; videos already attached keep
     their split (a resumed or extended run never moves a video between splits). Held-out videos are
-    drawn from `eligible` (default: all), e.g. those long enough to carry questions. Returns
-    video -> split."""
+    drawn from `eligible` (default: all), e.g. those long enough to carry questions; the videos in
+    `heldout` are held out whatever the fraction (a fixed evaluation set). Returns video -> split."""
     from store.tables import RunVideo, Video
 
     with store.write() as s:
@@ -180,6 +182,10 @@ def attach_videos(
             v: sp
             for v, sp in s.execute(select(RunVideo.video_id, RunVideo.split).where(RunVideo.run_id == run_id))
         }
+        for v in dict.fromkeys(heldout):
+            if v not in existing:
+                s.add(RunVideo(run_id=run_id, video_id=v, split="heldout"))
+                existing[v] = "heldout"
         new = [v for v in dict.fromkeys(video_ids) if v not in existing]
         if new:
             hashes = {

@@ -41,7 +41,7 @@ from store.tables import Checkpoint, Question, Round, Run
 from videozero.errors import VideozeroError
 from videozero.progress import ProgressReport
 from videozero.questioner.round import solver_checkpoint
-from videozero.run_config import RunConfig, verify_settings
+from videozero.run_config import RunConfig, evaluation_settings, verify_settings
 
 
 def open_run_store(config: RunConfig) -> Store:
@@ -154,21 +154,47 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
         missing = [str(p) for p in inputs if not p.exists()]
         if missing and len(missing) == len(inputs):
             raise VideozeroError(f"none of the videos exist ({', '.join(missing[:3])}): check --videos.")
-        summary = mine_videos(store, inputs, cache_dir=config.workdir_path / "cache", progress=progress)
-        ids = [r.video_id for r in summary.results if r.status != "error" and r.video_id is not None]
-        if len(ids) < 2:
+        cache_dir = config.workdir_path / "cache"
+        summary = mine_videos(store, inputs, cache_dir=cache_dir, progress=progress)
+        fixed = _heldout_inputs(config)
+        held_summary = mine_videos(store, fixed, cache_dir=cache_dir, progress=progress) if fixed else None
+        held = [r.video_id for r in (held_summary.results if held_summary else []) if r.video_id]
+        held = list(dict.fromkeys(held))
+        ids = [
+            r.video_id
+            for r in summary.results
+            if r.status != "error" and r.video_id is not None and r.video_id not in held
+        ]
+        errors = [*summary.errors, *(held_summary.errors if held_summary else [])]
+        if not ids or len(ids) + len(held) < 2:
             raise VideozeroError(
-                f"only {len(ids)} video could be mined ({len(summary.errors)} failed): a run needs at least two, "
-                "one to train on and one held out."
+                f"only {len(ids) + len(held)} video could be mined ({len(errors)} failed): a run needs "
+                "at least two, one to train on and one held out."
             )
-        splits = attach_videos(store, run_id, ids, config.heldout_fraction, eligible=rich_videos(store, ids))
+        splits = attach_videos(
+            store, run_id, ids, config.heldout_fraction, eligible=rich_videos(store, ids), heldout=held
+        )
         out = {
-            "videos": len(ids),
+            "videos": len(ids) + len(held),
             "heldout": sum(v == "heldout" for v in splits.values()),
-            "errors": [f"{r.path}: {r.error}" for r in summary.errors],
+            "errors": [f"{r.path}: {r.error}" for r in errors],
         }
         box.append(dict(out))
     return out
+
+
+def _heldout_inputs(config: RunConfig) -> list[Path]:
+    """The videos the run always holds out: `heldout_videos`, else the embedded held-out scenes when
+    the run uses the embedded clips."""
+    from videozero.video.samples import default_heldout_clips
+
+    if config.heldout_videos is not None:
+        paths = [Path(v) for v in config.heldout_videos]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise VideozeroError(f"held-out video {missing[0]} does not exist: check --heldout-videos.")
+        return paths
+    return [] if config.videos else default_heldout_clips(config.workdir_path)
 
 
 def rich_videos(
@@ -224,14 +250,31 @@ def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -
     return str(path)
 
 
-def warmup_path(config: RunConfig, base: str, progress: ProgressReport | None = None) -> str | None:
-    """The warmed-up learner (trained once per base model and warm-up setting, then reused)."""
+def warmup_path(
+    config: RunConfig,
+    base: str,
+    progress: ProgressReport | None = None,
+    store: Store | None = None,
+    run_id: int | None = None,
+) -> str | None:
+    """The warmed-up learner, trained once per base model, warm-up setting and training videos (the
+    template targets come from the run's training videos), then reused."""
     w = config.learner.warmup
     if w.steps == 0:
         return None
     import hashlib
 
-    tag = hashlib.sha1(w.model_dump_json().encode()).hexdigest()[:8]
+    from videozero.questioner.supervision import template_targets, training_videos, videos_tag
+
+    families = w.source in ("families", "both")
+    if families and (store is None or run_id is None):
+        raise VideozeroError("a warm-up on the loop's families needs the run's store and training videos.")
+    videos = training_videos(store, run_id) if families else []
+    key = w.model_dump_json()
+    if families:
+        q = config.questioner
+        key += f"|{videos_tag(store, videos)}|{q.families}|{q.solver_fps}|{q.solver_max_frames}|{config.seed}"
+    tag = hashlib.sha1(key.encode()).hexdigest()[:8]
     name = Path(base).name if Path(base).exists() else base.replace("/", "--")
     out = config.workdir_path / "models" / f"{name}-warmup-{tag}"
     if (out / "config.json").exists():
@@ -240,8 +283,19 @@ def warmup_path(config: RunConfig, base: str, progress: ProgressReport | None = 
     from videozero.solver.training import save_checkpoint
     from videozero.solver.warmup import warmup, warmup_tasks
 
+    train_q = []
+    if families:
+        train_q += template_targets(
+            store, videos, config.questioner, w.per_video, w.levels, w.seed, config.workdir_path / "cache"
+        )
+    if w.source in ("generated", "both"):
+        train_q += warmup_tasks(w, clip_dir=config.workdir_path / "clips" / "warmup")[0]
+    if not train_q:
+        raise VideozeroError(
+            "the warm-up found no template question on the training videos: add longer videos with "
+            "several shots or events, or set learner.warmup.source to generated."
+        )
     lm = load_model(base, device="auto")
-    train_q, _, _, _ = warmup_tasks(w, clip_dir=config.workdir_path / "clips" / "warmup")
 
     def stepped(step: int, loss: float) -> None:
         if progress is not None:
@@ -262,7 +316,7 @@ def learner_stage(config: RunConfig, run_id: int, progress: ProgressReport | Non
     with _stage(store, round_id, "learner") as box:
         base = base_model_path(config, progress)
         out["base"] = solver_checkpoint(store, run_id, base, "base")
-        warm = warmup_path(config, base, progress)
+        warm = warmup_path(config, base, progress, store, run_id)
         if warm is not None:
             out["warmup"] = solver_checkpoint(store, run_id, warm, "warmup", base)
         if box is not None:
@@ -514,19 +568,17 @@ def questioner_stage(config: RunConfig, run_id: int, round_index: int) -> dict[s
 def evaluate_checkpoint(config: RunConfig, run_id: int, checkpoint_id: int) -> dict[str, float]:
     """Held-out figures of one checkpoint (answers already stored are not asked again)."""
     from videozero.evaluation.heldout import evaluate_heldout
-    from videozero.evaluation.runner import EvalConfig
 
     store = open_run_store(config)
     with store.session() as s:
         path = s.get(Checkpoint, checkpoint_id).path
-    ecfg = EvalConfig(max_frames=config.eval.max_frames, limit=config.eval.limit)
+    ecfg = evaluation_settings(config)
     return evaluate_heldout(_engine(path), store, run_id, checkpoint_id, ecfg)
 
 
 def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, Any]:
     """Held-out evaluation of the round's solver and the paper's diagnostics on its accepted questions."""
     from videozero.evaluation.heldout import probe_round
-    from videozero.evaluation.runner import EvalConfig
 
     store = open_run_store(config)
     round_id = round_id_of(store, run_id, round_index)
@@ -535,7 +587,7 @@ def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, An
         if box is None:
             return out
         ckpt, path = current_solver(store, run_id, round_index + 1)
-        ecfg = EvalConfig(max_frames=config.eval.max_frames, limit=config.eval.limit)
+        ecfg = evaluation_settings(config)
         engine = _engine(path)
         from videozero.evaluation.heldout import evaluate_heldout
 

@@ -37,9 +37,16 @@ class LearnerConfig(BaseModel):
 
 
 class EvalSettings(BaseModel):
-    """Held-out evaluation after each round."""
+    """Held-out evaluation after each round. The solver is scored on the frames it is trained and
+    verified on (the questioner's `solver_fps` and `solver_max_frames`) unless `max_frames` says
+    otherwise; `videozero eval --run` scores the run's checkpoints with these same settings."""
 
-    max_frames: int = Field(32, ge=1, description="frames per video (2 fps, the authors' protocol)")
+    max_frames: int | None = Field(
+        None,
+        ge=1,
+        description="frames per video (None: the solver's frame budget, questioner.solver_max_frames)",
+    )
+    max_new_tokens: int = Field(96, ge=8, le=4096, description="answer length cap")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N held-out questions")
     diagnostics: bool = Field(True, description="answer the round's accepted questions in every mode")
     diagnostics_limit: int | None = Field(
@@ -54,6 +61,11 @@ class RunConfig(BaseModel):
     rounds: int = Field(2, ge=1, le=100, description="rounds to reach (a resumed run continues)")
     videos: list[str] = Field(
         default_factory=list, description="videos or folders (empty: the embedded samples)"
+    )
+    heldout_videos: list[str] | None = Field(
+        None,
+        description="videos or folders always held out, besides the share of `videos` "
+        "(None: the embedded held-out scenes when `videos` is empty, none otherwise)",
     )
     workdir: str = Field("videozero_work", description="store, caches, checkpoints, plots")
     db: str | None = Field(None, description="store URL (default: sqlite:///<workdir>/store.db)")
@@ -103,7 +115,7 @@ def preset_values(name: str) -> dict[str, Any]:
             },
             "questioner": {
                 "per_video": 8,
-                "heldout_per_video": 6,
+                "heldout_per_video": 24,
                 "model_spans_per_video": 1,
                 "solver_max_frames": 12,
                 # nano's samples at temperature 1.0 break the answer format half the time, which drowns
@@ -113,7 +125,7 @@ def preset_values(name: str) -> dict[str, Any]:
             },
             "solver": {"steps": 4, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32},
             "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 64},
-            "eval": {"max_frames": 12, "diagnostics_limit": 6},
+            "eval": {"diagnostics_limit": 6},
         }
     if name == "smoke":
         return {
@@ -145,7 +157,7 @@ def preset_values(name: str) -> dict[str, Any]:
             },
             "questioner_training": {"steps": 1, "spans_per_step": 1, "group_size": 2, "max_new_tokens": 16},
             "curriculum": {"min_questions": 1},
-            "eval": {"max_frames": 4, "limit": 6, "diagnostics_limit": 4},
+            "eval": {"limit": 6, "diagnostics_limit": 4},
         }
     raise VideozeroError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}.")
 
@@ -199,3 +211,32 @@ def verify_settings(config: RunConfig) -> VerifyConfig:
     if not config.ablation.use_r_dep:
         v = v.model_copy(update={"use_r_dep": False})
     return v
+
+
+def evaluation_settings(config: RunConfig):
+    """How the run's checkpoints are scored on held-out questions (the loop, `videozero eval --run`
+    and the eval flow all use this): the solver's fps and frame budget, greedy answers."""
+    from videozero.evaluation.runner import EvalConfig
+
+    return EvalConfig(
+        fps=config.questioner.solver_fps,
+        max_frames=config.eval.max_frames or config.questioner.solver_max_frames,
+        max_new_tokens=config.eval.max_new_tokens,
+        batch_size=16,
+        limit=config.eval.limit,
+    )
+
+
+def stored_run_config(store, run_id: int) -> RunConfig | None:
+    """The configuration a run was started with, as stored (None when it cannot be read back)."""
+    from store.tables import Run
+
+    with store.session() as s:
+        row = s.get(Run, run_id)
+        values = dict(row.config or {}) if row is not None else {}
+    if not values:
+        return None
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError:
+        return None

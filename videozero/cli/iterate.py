@@ -33,6 +33,14 @@ def iterate(
         list[Path] | None,
         typer.Option("--videos", help="videos or folders (repeatable); default: embedded samples"),
     ] = None,
+    heldout_videos: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--heldout-videos",
+            help="videos or folders always held out (repeatable); default: the embedded held-out scenes "
+            "when no --videos are given",
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option("--model", help="learner: nano, tiny-qwen, a checkpoint directory or a hub id"),
@@ -64,12 +72,16 @@ def iterate(
         missing = [str(p) for p in videos if not p.exists()]
         if len(missing) == len(videos):
             raise VideozeroError(f"none of the videos exist ({', '.join(missing)}): check --videos.")
+    for p in heldout_videos or []:
+        if not p.exists():
+            raise VideozeroError(f"held-out video {p} does not exist: check --heldout-videos.")
     overrides: dict = {
         "rounds": rounds,
         "run_name": run_name,
         "workdir": str(workdir) if workdir else None,
         "db": db,
         "videos": [str(v) for v in videos] if videos else None,
+        "heldout_videos": [str(v) for v in heldout_videos] if heldout_videos else None,
     }
     config = load_run_config(preset, config_file, **overrides)
     if workdir is None and config.workdir == type(config).model_fields["workdir"].default:

