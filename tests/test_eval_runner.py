@@ -308,6 +308,9 @@ def test_videozero_eval_prints_rounds_side_by_side_and_writes_the_plot(
     assert header.index("base") < header.index("round 0") < header.index("round 1")
     for fragment in ("heldout", "diagnostics", "asl_grounding", "key_necessity", "R1@0.5", "format_rate"):
         assert fragment in out
+    # held-out figures beside the set's best constant guess, and paired changes (against the base here:
+    # the run has no warm-up)
+    assert "constant" in header and "Δ accuracy" in out and "±" in out
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open_store(rounds_store["url"], create=False).session() as s:
         splits = set(s.scalars(select(Metric.split).where(Metric.checkpoint_id == rounds_store["ckpt"][1])))

@@ -13,8 +13,10 @@ from rich.table import Table
 from sqlalchemy import select
 
 from store.metrics import read_metrics
-from store.tables import Question, Round, Run
+from store.tables import Checkpoint, Question, Round, Run
 from videozero.errors import VideozeroError
+from videozero.evaluation.baselines import PairedChange
+from videozero.evaluation.heldout import heldout_comparison
 from videozero.run_config import RunConfig
 
 
@@ -30,6 +32,9 @@ class RoundSummary:
     reasons: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     stage_status: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, float] = field(default_factory=dict)
+    changes: dict[str, PairedChange] = field(default_factory=dict)
+    reference: str = ""
 
 
 def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
@@ -62,6 +67,16 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
     except VideozeroError:
         return out
     out.checkpoint = "/".join(Path(path).parts[-2:])  # e.g. round-0/solver
+    with store.session() as s:
+        reference = s.scalar(
+            select(Checkpoint.id)
+            .where(Checkpoint.run_id == run_id, Checkpoint.role == "solver", Checkpoint.stage == "warmup")
+            .order_by(Checkpoint.id.desc())
+        )
+        comparison = heldout_comparison(s, run_id, [ckpt], reference)
+    out.constants = comparison.baselines
+    out.changes = comparison.changes.get(ckpt, {})
+    out.reference = "warm-up" if reference is not None else ""
     for m in metrics:
         if m.checkpoint_id != ckpt:
             continue
@@ -89,8 +104,7 @@ def round_rows(summary: RoundSummary) -> list[dict[str, Any]]:
                 "family": f,
                 "generated": sum(c.values()),
                 "accepted": c["accepted"],
-                "heldout_accuracy": summary.heldout.get(f"{f}/accuracy"),
-                "heldout_mIoU": summary.heldout.get(f"{f}/mIoU"),
+                **_heldout_cells(summary, f"{f}/"),
                 "next_level": summary.levels.get(f),
             }
         )
@@ -99,31 +113,60 @@ def round_rows(summary: RoundSummary) -> list[dict[str, Any]]:
             "family": "all",
             "generated": sum(r["generated"] for r in rows),
             "accepted": sum(r["accepted"] for r in rows),
-            "heldout_accuracy": summary.heldout.get("accuracy"),
-            "heldout_mIoU": summary.heldout.get("mIoU"),
+            **_heldout_cells(summary, ""),
             "next_level": None,
         }
     )
     return rows
 
 
+def _heldout_cells(summary: RoundSummary, prefix: str) -> dict[str, Any]:
+    acc, iou = summary.changes.get(f"{prefix}accuracy"), summary.changes.get(f"{prefix}mIoU")
+    return {
+        "heldout_accuracy": summary.heldout.get(f"{prefix}accuracy"),
+        "constant_accuracy": summary.constants.get(f"{prefix}constant_accuracy"),
+        "accuracy_change": None if acc is None else acc.delta,
+        "accuracy_change_se": None if acc is None else acc.se,
+        "heldout_mIoU": summary.heldout.get(f"{prefix}mIoU"),
+        "constant_mIoU": summary.constants.get(f"{prefix}constant_mIoU"),
+        "mIoU_change": None if iou is None else iou.delta,
+        "mIoU_change_se": None if iou is None else iou.se,
+        "heldout_n": summary.heldout.get(f"{prefix}n"),
+    }
+
+
+def _change(value: float | None, se: float | None) -> str:
+    if value is None or se is None:
+        return "-"
+    text = f"{value:+.2f} ± {se:.2f}"
+    return f"[bold]{text}[/]" if abs(value) > 2 * se else text
+
+
 def round_table(summary: RoundSummary) -> Table:
-    """The closing table of a round."""
+    """The closing table of a round: per family the questions generated and accepted, held-out accuracy
+    and mIoU beside the held-out set's best constant guess and the paired change against the warm-up
+    (± standard error, bold beyond two), and the next level."""
     table = Table(
         title=f"run {summary.run!r}, round {summary.round_index}: solver checkpoint {summary.checkpoint or '-'}"
     )
-    for col in ("family", "generated", "accepted", "held-out acc", "held-out mIoU", "next level"):
+    columns = ("family", "generated", "accepted", "n", "held-out acc", "constant", "Δ acc vs warm-up",
+               "held-out mIoU", "constant", "Δ mIoU vs warm-up", "next level")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col == "family" else "right")
     rows = round_rows(summary)
     for r in rows:
         if r["family"] == "all":
             table.add_section()
         table.add_row(
-            r["family"], str(r["generated"]), str(r["accepted"]), _f(r["heldout_accuracy"]), _f(r["heldout_mIoU"]),
+            r["family"], str(r["generated"]), str(r["accepted"]), _f(r["heldout_n"], 0),
+            _f(r["heldout_accuracy"]), _f(r["constant_accuracy"]), _change(r["accuracy_change"], r["accuracy_change_se"]),
+            _f(r["heldout_mIoU"]), _f(r["constant_mIoU"]), _change(r["mIoU_change"], r["mIoU_change_se"]),
             "-" if r["next_level"] is None else str(r["next_level"]),
         )  # fmt: skip
     d = summary.diagnostics
     table.caption = (
+        "constant: the held-out set's best constant answer (span) per family; Δ: paired change against the "
+        "warm-up ± SE\n"
         f"video dependency {_f(d.get('video_dependency'))}, key necessity {_f(d.get('key_necessity'))}, "
         f"key specificity {_f(d.get('key_specificity'))}; format rate {_f(summary.heldout.get('format_rate'))}\n"
         + "seconds: "
@@ -145,13 +188,22 @@ def round_markdown(summary: RoundSummary) -> str:
         "",
     ]
     lines += [
-        "| family | generated | accepted | held-out accuracy | held-out mIoU | next level |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| family | generated | accepted | n | held-out accuracy | constant | Δ vs warm-up "
+        "| held-out mIoU | constant | Δ vs warm-up | next level |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in round_rows(summary):
+        acc = (
+            _change(r["accuracy_change"], r["accuracy_change_se"])
+            .replace("[bold]", "**")
+            .replace("[/]", "**")
+        )
+        iou = _change(r["mIoU_change"], r["mIoU_change_se"]).replace("[bold]", "**").replace("[/]", "**")
         lines.append(
-            f"| {r['family']} | {r['generated']} | {r['accepted']} | {_f(r['heldout_accuracy'])} | "
-            f"{_f(r['heldout_mIoU'])} | {'-' if r['next_level'] is None else r['next_level']} |"
+            f"| {r['family']} | {r['generated']} | {r['accepted']} | {_f(r['heldout_n'], 0)} | "
+            f"{_f(r['heldout_accuracy'])} | {_f(r['constant_accuracy'])} | {acc} | "
+            f"{_f(r['heldout_mIoU'])} | {_f(r['constant_mIoU'])} | {iou} | "
+            f"{'-' if r['next_level'] is None else r['next_level']} |"
         )
     d = summary.diagnostics
     lines += [

@@ -28,6 +28,12 @@ from store.metrics import write_metrics
 from store.tables import ATTEMPT_MODES, Attempt, Checkpoint, Question, Video
 from videozero.answer_format import parse_answer
 from videozero.errors import VideozeroError
+from videozero.evaluation.baselines import (
+    PairedChange,
+    ScoredTruth,
+    constant_baselines,
+    paired_changes,
+)
 from videozero.evaluation.metrics import (
     R1_THRESHOLDS,
     format_rate,
@@ -67,6 +73,7 @@ class StoredQuestion:
     evidence: tuple[Span, ...]
     spec: dict[str, Any]
     video_path: str
+    duration: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -100,7 +107,7 @@ def stored_questions(
 ) -> list[StoredQuestion]:
     """Questions of a run (oldest first) filtered by split, round and status, with their video paths."""
     stmt = (
-        select(Question, Video.path)
+        select(Question, Video.path, Video.duration_s)
         .join(Video, Video.id == Question.video_id)
         .where(Question.run_id == run_id)
         .order_by(Question.id)
@@ -123,8 +130,9 @@ def stored_questions(
             evidence=_spans(q.evidence),
             spec=dict(q.spec or {}),
             video_path=path,
+            duration=float(duration or 0.0),
         )
-        for q, path in session.execute(stmt)
+        for q, path, duration in session.execute(stmt)
     ]
 
 
@@ -348,6 +356,67 @@ def answered_questions(
                 AnsweredQuestion(q.family, q.kind, q.answer, q.evidence, answer, _spans(spans), bool(ok))
             )
     return out
+
+
+def question_scores(
+    session: Session, checkpoint_id: int, questions: Sequence[StoredQuestion], mode: str = "full"
+) -> dict[int, tuple[float, float | None]]:
+    """Each answered question's (accuracy, IoU with its evidence or None without evidence) for the
+    checkpoint's stored greedy answers: what paired changes are computed from."""
+    by_id = {q.id: q for q in questions}
+    ids = list(by_id)
+    out: dict[int, tuple[float, float | None]] = {}
+    for i in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Attempt.question_id, Attempt.parsed_answer, Attempt.parsed_spans).where(
+                Attempt.checkpoint_id == checkpoint_id,
+                Attempt.mode == mode,
+                Attempt.sample_index == 0,
+                Attempt.question_id.in_(ids[i : i + 500]),
+            )
+        )
+        for qid, answer, spans in rows:
+            q = by_id[qid]
+            iou = temporal_iou(_spans(spans), q.evidence) if q.evidence else None
+            out[qid] = (answer_accuracy(answer, q.answer, q.kind), iou)
+    return out
+
+
+def heldout_truths(questions: Iterable[StoredQuestion]) -> list[ScoredTruth]:
+    """The held-out questions as the constant baselines take them."""
+    return [ScoredTruth(q.id, q.family, q.kind, q.answer, q.evidence, q.duration) for q in questions]
+
+
+@dataclass
+class HeldoutComparison:
+    """The run's held-out set read against its constant baselines and a reference checkpoint: the
+    baselines (`constant_accuracy`, `<family>/constant_mIoU`, ...) and, per checkpoint id, the paired
+    change of each figure against the reference."""
+
+    reference: int | None
+    baselines: dict[str, float]
+    changes: dict[int, dict[str, PairedChange]]
+
+
+def heldout_comparison(
+    session: Session, run_id: int, checkpoint_ids: Sequence[int], reference: int | None
+) -> HeldoutComparison:
+    """Constant baselines of the run's held-out questions and every checkpoint's paired change against
+    `reference` (the warm-up, usually); empty when the run has no held-out questions."""
+    questions = stored_questions(session, run_id, split=HELDOUT_SPLIT)
+    if not questions:
+        return HeldoutComparison(reference, {}, {})
+    baselines = constant_baselines(heldout_truths(questions))
+    changes: dict[int, dict[str, PairedChange]] = {}
+    if reference is not None:
+        families = {q.id: q.family for q in questions}
+        ref = question_scores(session, reference, questions)
+        for cid in checkpoint_ids:
+            if cid != reference and ref:
+                found = paired_changes(families, question_scores(session, cid, questions), ref)
+                if found:
+                    changes[cid] = found
+    return HeldoutComparison(reference, baselines, changes)
 
 
 def checkpoint_row(session: Session, checkpoint_id: int) -> Checkpoint:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from store.metrics import read_metrics
 from store.tables import Checkpoint, Round
 from videozero.errors import VideozeroError
+from videozero.evaluation.baselines import PairedChange
 
 STAGE_ORDER = {"base": 0, "warmup": 1, "grpo": 2}
 SPLIT_ORDER = {"heldout": 0, "diagnostics": 1, "train": 3}
@@ -80,11 +81,22 @@ def run_columns(session: Session, run_id: int, role: str = "solver") -> list[Col
 
 @dataclass
 class Report:
-    """Figures keyed by (split, name), one value per column label; columns in training order."""
+    """Figures keyed by (split, name), one value per column label; columns in training order. For the
+    held-out split, `baselines` holds the best-constant figures of the held-out set (`constant_accuracy`,
+    `<family>/constant_mIoU`, ...) and `changes` each column's paired change of a figure against the
+    `reference` column (the warm-up)."""
 
     run: str
     columns: list[Column]
     values: dict[Key, dict[str, float]] = field(default_factory=dict)
+    baselines: dict[str, float] = field(default_factory=dict)
+    reference: str | None = None
+    changes: dict[str, dict[str, PairedChange]] = field(default_factory=dict)
+
+    def baseline(self, name: str) -> float | None:
+        """The best-constant figure beside held-out figure `name` (accuracy, mIoU, `<family>/...`)."""
+        head, _, tail = name.rpartition("/")
+        return self.baselines.get(f"{head}/constant_{tail}" if head else f"constant_{tail}")
 
     def rows(self) -> list[Key]:
         """Rows in reading order: held-out, diagnostics, benchmarks, train; overall figures before families."""
@@ -107,6 +119,8 @@ def run_report(
 ) -> Report:
     """The stored figures of every checkpoint of the run that has any, plus `extra` models evaluated
     outside the run (shown in their own columns, not stored)."""
+    from videozero.evaluation.heldout import heldout_comparison
+
     columns = run_columns(session, run_id)
     label = {c.checkpoint_id: c.label for c in columns}
     values: dict[Key, dict[str, float]] = {}
@@ -115,11 +129,25 @@ def run_report(
             values.setdefault((m.split, m.name), {})[label[m.checkpoint_id]] = m.value
     used = {lab for per in values.values() for lab in per}
     shown = [c for c in columns if c.label in used]
+    heldout = {lab for (split, _), per in values.items() if split == "heldout" for lab in per}
+    ref = next((c for c in shown if c.stage == "warmup" and c.label in heldout), None) or next(
+        (c for c in shown if c.stage == "base" and c.label in heldout), None
+    )
+    comparison = heldout_comparison(
+        session, run_id, [c.checkpoint_id for c in shown], ref.checkpoint_id if ref else None
+    )
     for column, figures in extra:
         shown.append(column)
         for key, value in figures.items():
             values.setdefault(key, {})[column.label] = value
-    return Report(run_name, shown, values)
+    return Report(
+        run_name,
+        shown,
+        values,
+        baselines=comparison.baselines,
+        reference=ref.label if ref else None,
+        changes={label[cid]: ch for cid, ch in comparison.changes.items() if cid in label},
+    )
 
 
 def _cell(value: float | None, name: str) -> str:
@@ -131,19 +159,40 @@ def _cell(value: float | None, name: str) -> str:
 
 
 def report_table(report: Report) -> Table:
-    """A rich table: one row per overall figure and per family's accuracy and mIoU, one column per model."""
+    """A rich table: one row per overall figure and per family's accuracy and mIoU, one column per model;
+    held-out accuracy and mIoU show the set's best constant guess beside them and, in a row below, each
+    model's paired change against the warm-up (± its standard error; bold beyond two)."""
     table = Table(
-        title=f"evaluation of run {report.run}" if report.run else "evaluation", title_justify="left"
+        title=f"evaluation of run {report.run}" if report.run else "evaluation",
+        title_justify="left",
+        caption=(
+            f"constant: the best constant answer (span) of the held-out set, per family; "
+            f"Δ: paired change against {report.reference} ± standard error"
+            if report.baselines
+            else None
+        ),
     )
     table.add_column("split")
     table.add_column("figure")
+    if report.baselines:
+        table.add_column("constant", justify="right", style="dim")
     for column in report.columns:
         table.add_column(column.label, justify="right")
     for split, name in report.rows():
         if "/" in name and name.rsplit("/", 1)[1] not in FAMILY_ROWS:
             continue
         per = report.values[(split, name)]
-        table.add_row(split, name, *(_cell(per.get(c.label), name) for c in report.columns))
+        heldout = split == "heldout" and name.rpartition("/")[2] in FAMILY_ROWS
+        lead = [_cell(report.baseline(name), name) if heldout else ""] if report.baselines else []
+        table.add_row(split, name, *lead, *(_cell(per.get(c.label), name) for c in report.columns))
+        if heldout and report.changes:
+            cells = []
+            for c in report.columns:
+                change = report.changes.get(c.label, {}).get(name)
+                cells.append(
+                    "-" if change is None else f"[bold]{change}[/]" if change.significant else str(change)
+                )
+            table.add_row(split, f"  Δ {name}", *([""] if report.baselines else []), *cells)
     return table
 
 
@@ -167,7 +216,21 @@ def report_plot(report: Report, path: Path) -> Path:
             if not per:
                 continue
             xs = [i for i, lab in enumerate(labels) if lab in per]
-            ax.plot(xs, [per[labels[i]] for i in xs], marker="o", label=name)
+            ys = [per[labels[i]] for i in xs]
+            paired = split == "heldout" and name in FAMILY_ROWS
+            errs = [
+                (report.changes.get(labels[i], {}).get(name) or PairedChange(0.0, 0.0, 0)).se
+                if paired
+                else 0.0
+                for i in xs
+            ]
+            line = ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", capsize=3, label=name)
+            constant = report.baseline(name) if paired else None
+            if constant is not None:
+                ax.axhline(
+                    constant, linestyle="--", linewidth=1, color=line.lines[0].get_color(),
+                    label=f"{name}: best constant",
+                )  # fmt: skip
         low = min(
             (v for (s, _), per in report.values.items() if s == split for v in per.values()), default=0.0
         )
@@ -177,7 +240,10 @@ def report_plot(report: Report, path: Path) -> Path:
         ax.axhline(0.0, color="grey", linewidth=0.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"run {report.run}: figures per checkpoint" if report.run else "figures per model")
+    title = f"run {report.run}: figures per checkpoint" if report.run else "figures per model"
+    if report.changes:
+        title += f" (held-out error bars: paired SE against {report.reference})"
+    fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
