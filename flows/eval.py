@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 
 
 class EvalParams(BaseModel):
-    """Which run to evaluate and where its store is."""
+    """Which run to evaluate and where its store is; checkpoints are scored with the run's own
+    evaluation settings (its frame budget), so that stored figures of one run stay comparable."""
 
     run_name: str = Field("default", description="the run whose checkpoints are evaluated")
     workdir: str = Field("videozero_work")
     db: str | None = None
-    max_frames: int = Field(32, ge=1)
     limit: int | None = Field(None, ge=1, description="only the first N held-out questions")
 
 
@@ -24,14 +24,17 @@ def evaluate(params: EvalParams) -> dict:
     """Score every solver checkpoint of the run on its held-out questions; a markdown table and a plot."""
     from videozero.evaluation.report import report_plot, run_columns, run_report
     from videozero.loop import evaluate_checkpoint, open_run_store, run_id_of
-    from videozero.run_config import RunConfig
+    from videozero.run_config import RunConfig, stored_run_config
 
     logger = get_run_logger()
     config = RunConfig(run_name=params.run_name, workdir=params.workdir, db=params.db)
-    config.eval.max_frames, config.eval.limit = params.max_frames, params.limit
     store = open_run_store(config)
     try:
         run_id = run_id_of(store, params.run_name)
+        stored = stored_run_config(store, run_id)
+        if stored is not None:  # the run's own settings; this store and work directory
+            config = stored.model_copy(update={"workdir": params.workdir, "db": params.db})
+        config.eval.limit = params.limit
         with store.session() as s:
             columns = run_columns(s, run_id)
         for c in columns:

@@ -94,12 +94,23 @@ def eval_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="PNG plot (default: <workdir>/reports/<run>-eval.png)")
     ] = None,
-    fps: Annotated[float, typer.Option("--fps", min=0.01, help="frames per second of video")] = 2.0,
+    fps: Annotated[
+        float | None,
+        typer.Option("--fps", min=0.01, help="frames per second of video (default: the run's, else 2)"),
+    ] = None,
     max_frames: Annotated[
-        int, typer.Option("--max-frames", min=1, help="at most this many frames per video")
-    ] = 32,
-    short_side: Annotated[int, typer.Option("--short-side", min=16, help="frame short side in pixels")] = 224,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=8)] = 96,
+        int | None,
+        typer.Option(
+            "--max-frames", min=1, help="at most this many frames per video (default: the run's, else 32)"
+        ),
+    ] = None,
+    short_side: Annotated[
+        int | None, typer.Option("--short-side", min=16, help="frame short side in pixels (default 224)")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option("--max-new-tokens", min=8, help="answer length cap (default: the run's, else 96)"),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
     workdir: Annotated[
@@ -112,7 +123,6 @@ def eval_command(
     from store import StoreError, open_store
     from videozero.evaluation.benchmarks import BENCHMARKS
     from videozero.evaluation.report import Column, Report, report_plot, report_table, run_columns, run_report
-    from videozero.evaluation.runner import EvalConfig
     from videozero.video.cache import VideoCache
 
     workdir = workdir or workdir_default()
@@ -135,14 +145,13 @@ def eval_command(
             raise VideozeroError(
                 f"--videos {videos} is not a folder: pass the folder holding the benchmark's videos."
             )
-    config = EvalConfig(
-        fps=fps,
-        max_frames=max_frames,
-        short_side=short_side,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        limit=limit,
-    )
+    given = {
+        k: v
+        for k, v in {
+            "fps": fps, "max_frames": max_frames, "short_side": short_side, "max_new_tokens": max_new_tokens,
+        }.items()
+        if v is not None
+    }  # fmt: skip
 
     url = resolve_db(db, workdir)
     store = None
@@ -175,6 +184,7 @@ def eval_command(
         targets = same[-1:] or [Column(Path(model).name or model, None, "", None, model)]
     if benchmark is None and (picked is None or not heldout):
         raise VideozeroError("nothing to evaluate: pass --benchmark NAME, or --run with held-out questions.")
+    config = _settings(store, picked, heldout, given, batch_size, limit)
 
     cache = VideoCache(workdir / "cache")
     extra = []
@@ -201,6 +211,27 @@ def eval_command(
         console.print(f"note: {note}", highlight=False)
     path = report_plot(report, out or workdir / "reports" / f"{name}-eval.png")
     console.print(f"plot: {path}", highlight=False)
+
+
+def _settings(store, picked, heldout: bool, given: dict, batch_size: int, limit: int | None):
+    """The evaluation settings: the run's own (its frame budget) when a run is picked, so that its
+    stored figures stay comparable; flags that contradict them are refused for its held-out questions.
+    Without a run, the flags over the authors' protocol (2 fps, 32 frames)."""
+    from videozero.evaluation.runner import EvalConfig
+    from videozero.run_config import evaluation_settings, stored_run_config
+
+    base = EvalConfig()
+    stored = stored_run_config(store, picked[0]) if picked is not None else None
+    if stored is not None:
+        base = evaluation_settings(stored)
+        differ = {k: v for k, v in given.items() if getattr(base, k) != v}
+        if differ and heldout:
+            k, v = next(iter(differ.items()))
+            raise VideozeroError(
+                f"run {picked[1]} scores its checkpoints with {k.replace('_', '-')} {getattr(base, k)}, "
+                f"not {v}: drop --{k.replace('_', '-')} (or pass --no-heldout to score only the benchmark)."
+            )
+    return base.model_copy(update={**given, "batch_size": batch_size, "limit": limit})
 
 
 def _evaluate_one(
