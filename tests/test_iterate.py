@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from store import open_store
 from store.runs import claim_run
-from store.tables import Attempt, Checkpoint, Question, Round
+from store.tables import Attempt, Checkpoint, Question, Round, RunVideo, Video
 from tests.cli import ROOT, assert_one_sentence_error, videozero
 from videozero.run_config import RunConfig, load_run_config, preset_values
 
@@ -105,7 +105,22 @@ def test_smoke_iterate_runs_every_stage_and_reports(tmp_path):
     assert ev.returncode == 0, ev.stderr[-2000:]
     header = " ".join(ev.stdout.split())
     assert all(label in header for label in ("base", "warmup", "round 0", "round 1")), ev.stdout
+    # held-out figures beside the set's best constant guess and the paired change against the warm-up
+    assert "constant" in header and "Δ accuracy" in header and "±" in header, ev.stdout
     assert plot.stat().st_size > 1000
+    # the run's checkpoints are scored with the run's own frame budget, never another
+    other = videozero("eval", "--model", "all", "--run", "smoke", "--db", db, "--workdir", str(tmp_path),
+                      "--max-frames", "32")  # fmt: skip
+    assert_one_sentence_error(other, "scores its checkpoints with max-frames 4")
+    with store.session() as s:
+        splits = {
+            Path(path).name: split
+            for path, split in s.execute(
+                select(Video.path, RunVideo.split).join(RunVideo, RunVideo.video_id == Video.id)
+            )
+        }
+    scenes = {split for name, split in splits.items() if name.startswith("heldout_scene")}
+    assert scenes == {"heldout"}  # the embedded held-out scenes are always held out
     # a finished run asked again does nothing more
     before = _counts(db)
     again = videozero(

@@ -385,3 +385,29 @@ def test_family_measurements_feed_the_curriculum(mined):
     sched = CurriculumScheduler()
     state = sched.update(sched.initial(list(FAMILIES)), measured)
     assert abs(sum(state.weights().values()) - 1) < 1e-6
+
+
+def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_training_videos(mined):
+    from videozero.questioner.round import QuestionerConfig
+    from videozero.questioner.supervision import template_targets, training_videos
+
+    store, root, _, videos = mined
+    ids = list(videos)
+    run_id = claim_run(store, "fixed-heldout", {})
+    splits = attach_videos(store, run_id, ids[:2], heldout=[ids[2]])
+    assert splits == {ids[0]: "train", ids[1]: "train", ids[2]: "heldout"}
+    # attaching again (a resumed run) moves nothing
+    assert attach_videos(store, run_id, ids, heldout=[ids[0]]) == splits
+    train = training_videos(store, run_id)
+    assert train == ids[:2]
+    config = QuestionerConfig(solver_max_frames=8)
+    targets = template_targets(store, train, config, per_video=24, cache_dir=root / "cache")
+    assert len(targets) >= 12 and {t.family for t in targets} <= set(FAMILIES)
+    assert len({t.family for t in targets}) >= 4
+    assert all(t.answer and t.writer == "template" and t.request.video is not None for t in targets)
+    assert all(len(t.request.video) <= 8 for t in targets)  # the solver's frame budget
+    shown = [
+        (t.request.question, t.answer, t.evidence, tuple(img.tobytes() for _, img in t.request.images))
+        for t in targets
+    ]
+    assert len(set(shown)) == len(shown)  # distinct questions (same words may come with other images)

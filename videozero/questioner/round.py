@@ -280,7 +280,7 @@ def propose_round(
     return len(rows)
 
 
-class _VideoViews:
+class VideoViews:
     """Each video's mined evidence and its frames at the solver's sampling, loaded once per call."""
 
     def __init__(self, store, sampling, cache_dir: str | Path | None) -> None:
@@ -337,7 +337,7 @@ def verify_round(
             return 0
         pending = [(q.id, q.video_id, _candidate_of(q)) for q in _pending(s, round_id)]
     started = time.perf_counter()
-    views = _VideoViews(store, config.solver_sampling.sampling, cache_dir)
+    views = VideoViews(store, config.solver_sampling.sampling, cache_dir)
     done = 0
     for start in range(0, len(pending), config.chunk):
         chunk = pending[start : start + config.chunk]
@@ -501,9 +501,6 @@ def accepted_solver_questions(
 ) -> list:
     """The round's accepted training questions as the solver trainer takes them: each request holds the
     video at the solver's sampling and the query images cut from the mined frames."""
-    from videozero.questioner.candidate import question_request
-    from videozero.solver.rollout import SolverQuestion
-
     with store.session() as s:
         rows = s.scalars(
             select(Question)
@@ -512,20 +509,26 @@ def accepted_solver_questions(
             .order_by(Question.id)
         ).all()
         items = [(q.id, q.video_id, _candidate_of(q)) for q in rows]
-    views = _VideoViews(store, sampling, cache_dir)
-    out = []
-    for qid, vid, c in items:
-        ev, shown, dense = views(vid)
-        out.append(
-            SolverQuestion(
-                request=question_request(c.prompt, c.spec, dense, shown),
-                kind=c.kind,
-                answer=c.answer if c.writer == "template" else None,
-                evidence=c.evidence,
-                duration=ev.duration,
-                writer=c.writer,
-                family=c.family,
-                question_id=qid,
-            )
-        )
-    return out
+    views = VideoViews(store, sampling, cache_dir)
+    return [solver_question(c, *views(vid), question_id=qid) for qid, vid, c in items]
+
+
+def solver_question(
+    c: Candidate, ev: VideoEvidence, shown: VideoInput, dense: VideoInput, question_id: int | None = None
+):
+    """A candidate as the solver trainer takes it: its request shows the video at the solver's sampling
+    and the query images cut from the dense mined frames; the answer is the constructed one for template
+    questions (model-written ones are scored against their consensus)."""
+    from videozero.questioner.candidate import question_request
+    from videozero.solver.rollout import SolverQuestion
+
+    return SolverQuestion(
+        request=question_request(c.prompt, c.spec, dense, shown),
+        kind=c.kind,
+        answer=c.answer if c.writer == "template" else None,
+        evidence=c.evidence,
+        duration=ev.duration,
+        writer=c.writer,
+        family=c.family,
+        question_id=question_id,
+    )

@@ -2,9 +2,10 @@
 
 Zero-shot, the learner does not write the answer format (SmolLM2 followed it 0 times in 45), so every
 GRPO group would score the same and carry no gradient. As VideoZoomer and R1-style pipelines do, a few
-supervised steps on targets known by construction (generated clips, `solver.tasks`; no human labels)
-teach the format `<think></think><evidence>[s, e]</evidence><answer>..</answer>` and give the model some
-signal on the tasks before GRPO takes over.
+supervised steps on targets known by construction (no human labels) teach the format
+`<think></think><evidence>[s, e]</evidence><answer>..</answer>` and the tasks before GRPO takes over.
+The targets are the loop's own template families on the run's training videos
+(`questioner.supervision`), the generated colour/when/count/order clips (`solver.tasks`), or both.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,6 +33,16 @@ from videozero.solver.training import param_groups, prepare_trainable, seed_ever
 class WarmupConfig(BaseModel):
     """Supervised cold start. Defaults: about 3 minutes for nano on 2 CPU cores (bench/learning.py)."""
 
+    source: Literal["families", "generated", "both"] = Field(
+        "families",
+        description="families: the loop's template questions on the run's training videos (answers and "
+        "evidence known by construction); generated: colour/when/count/order tasks on generated clips; "
+        "both: the two mixed",
+    )
+    per_video: int = Field(48, ge=1, description="template questions per training video (families)")
+    levels: list[int] = Field(
+        default_factory=lambda: [0, 1, 2, 3], description="levels the template questions are drawn at"
+    )
     steps: int = Field(40, ge=0, description="optimiser steps")
     batch_size: int = Field(8, ge=1)
     micro_batch_size: int = Field(
