@@ -156,16 +156,10 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
             raise VideozeroError(f"none of the videos exist ({', '.join(missing[:3])}): check --videos.")
         cache_dir = config.workdir_path / "cache"
         summary = mine_videos(store, inputs, cache_dir=cache_dir, progress=progress)
-        fixed = _heldout_inputs(config)
-        held_summary = mine_videos(store, fixed, cache_dir=cache_dir, progress=progress) if fixed else None
-        held = [r.video_id for r in (held_summary.results if held_summary else []) if r.video_id]
-        held = list(dict.fromkeys(held))
-        ids = [
-            r.video_id
-            for r in summary.results
-            if r.status != "error" and r.video_id is not None and r.video_id not in held
-        ]
-        errors = [*summary.errors, *(held_summary.errors if held_summary else [])]
+        held_summary = mine_videos(store, _heldout_inputs(config), cache_dir=cache_dir, progress=progress)
+        held = list(dict.fromkeys(_mined_ids(held_summary)))
+        ids = [v for v in _mined_ids(summary) if v not in held]
+        errors = [*summary.errors, *held_summary.errors]
         if not ids or len(ids) + len(held) < 2:
             raise VideozeroError(
                 f"only {len(ids) + len(held)} video could be mined ({len(errors)} failed): a run needs "
@@ -181,6 +175,10 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
         }
         box.append(dict(out))
     return out
+
+
+def _mined_ids(summary) -> list[int]:
+    return [r.video_id for r in summary.results if r.status != "error" and r.video_id is not None]
 
 
 def _heldout_inputs(config: RunConfig) -> list[Path]:

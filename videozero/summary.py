@@ -34,7 +34,6 @@ class RoundSummary:
     stage_status: dict[str, str] = field(default_factory=dict)
     constants: dict[str, float] = field(default_factory=dict)
     changes: dict[str, PairedChange] = field(default_factory=dict)
-    reference: str = ""
 
 
 def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
@@ -76,7 +75,6 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
         comparison = heldout_comparison(s, run_id, [ckpt], reference)
     out.constants = comparison.baselines
     out.changes = comparison.changes.get(ckpt, {})
-    out.reference = "warm-up" if reference is not None else ""
     for m in metrics:
         if m.checkpoint_id != ckpt:
             continue

@@ -334,15 +334,10 @@ def heldout_metrics(answers: Iterable[AnsweredQuestion]) -> dict[str, float]:
     return out
 
 
-def answered_questions(
-    session: Session, checkpoint_id: int, questions: Sequence[StoredQuestion], mode: str = "full"
-) -> list[AnsweredQuestion]:
-    """The checkpoint's stored greedy answers (sample 0) to `questions` in `mode`."""
-    by_id = {q.id: q for q in questions}
-    out = []
-    ids = list(by_id)
+def _greedy_answers(session: Session, checkpoint_id: int, ids: Sequence[int], mode: str):
+    """(question id, parsed answer, parsed spans, format ok) of the checkpoint's stored greedy answers."""
     for i in range(0, len(ids), 500):
-        rows = session.execute(
+        yield from session.execute(
             select(Attempt.question_id, Attempt.parsed_answer, Attempt.parsed_spans, Attempt.format_ok).where(
                 Attempt.checkpoint_id == checkpoint_id,
                 Attempt.mode == mode,
@@ -350,11 +345,17 @@ def answered_questions(
                 Attempt.question_id.in_(ids[i : i + 500]),
             )
         )
-        for qid, answer, spans, ok in rows:
-            q = by_id[qid]
-            out.append(
-                AnsweredQuestion(q.family, q.kind, q.answer, q.evidence, answer, _spans(spans), bool(ok))
-            )
+
+
+def answered_questions(
+    session: Session, checkpoint_id: int, questions: Sequence[StoredQuestion], mode: str = "full"
+) -> list[AnsweredQuestion]:
+    """The checkpoint's stored greedy answers (sample 0) to `questions` in `mode`."""
+    by_id = {q.id: q for q in questions}
+    out = []
+    for qid, answer, spans, ok in _greedy_answers(session, checkpoint_id, list(by_id), mode):
+        q = by_id[qid]
+        out.append(AnsweredQuestion(q.family, q.kind, q.answer, q.evidence, answer, _spans(spans), bool(ok)))
     return out
 
 
@@ -364,21 +365,11 @@ def question_scores(
     """Each answered question's (accuracy, IoU with its evidence or None without evidence) for the
     checkpoint's stored greedy answers: what paired changes are computed from."""
     by_id = {q.id: q for q in questions}
-    ids = list(by_id)
     out: dict[int, tuple[float, float | None]] = {}
-    for i in range(0, len(ids), 500):
-        rows = session.execute(
-            select(Attempt.question_id, Attempt.parsed_answer, Attempt.parsed_spans).where(
-                Attempt.checkpoint_id == checkpoint_id,
-                Attempt.mode == mode,
-                Attempt.sample_index == 0,
-                Attempt.question_id.in_(ids[i : i + 500]),
-            )
-        )
-        for qid, answer, spans in rows:
-            q = by_id[qid]
-            iou = temporal_iou(_spans(spans), q.evidence) if q.evidence else None
-            out[qid] = (answer_accuracy(answer, q.answer, q.kind), iou)
+    for qid, answer, spans, _ in _greedy_answers(session, checkpoint_id, list(by_id), mode):
+        q = by_id[qid]
+        iou = temporal_iou(_spans(spans), q.evidence) if q.evidence else None
+        out[qid] = (answer_accuracy(answer, q.answer, q.kind), iou)
     return out
 
 

@@ -2,8 +2,8 @@
 training videos at every level, with answers and evidence known by construction (no human labels).
 
 The solver's warm-up learns from them what the loop will ask and the held-out set measures (a warm-up
-on other tasks teaches the answer format but not the families' content); a validation split of the
-training videos (`split_videos`) is what recipes are tuned on, never the held-out videos.
+on other tasks teaches the answer format but not the families' content). Only training videos are
+ever used: recipes are tuned on them, never on the held-out videos.
 """
 
 from __future__ import annotations
@@ -65,20 +65,3 @@ def videos_tag(store, video_ids: Sequence[int]) -> str:
             for v, h in s.execute(select(Video.id, Video.content_hash).where(Video.id.in_(video_ids)))
         )
     return hashlib.sha1("\n".join(hashes).encode()).hexdigest()[:8]
-
-
-def split_videos(
-    video_ids: Sequence[int], validation_fraction: float, seed: int = 0
-) -> tuple[list[int], list[int]]:
-    """(fit, validation) videos: a seeded share of the training videos kept out of fitting, to tune a
-    recipe on videos it did not learn from.
-
-    >>> split_videos([1, 2, 3, 4], 0.25, seed=0)[1] in ([1], [2], [3], [4])
-    True
-    """
-    import numpy as np
-
-    ids = list(video_ids)
-    n = min(len(ids) - 1, max(1 if validation_fraction > 0 else 0, round(validation_fraction * len(ids))))
-    picked = set(np.random.default_rng(seed).permutation(ids)[: max(0, n)].tolist())
-    return [v for v in ids if v not in picked], [v for v in ids if v in picked]
