@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -170,11 +170,13 @@ def attach_videos(
     min_heldout: int = 1,
     eligible: set[int] | None = None,
     heldout: Collection[int] = (),
+    fixed: Mapping[int, str] | None = None,
 ) -> dict[int, str]:
     """Make mined videos part of a run with a train/heldout split by video; videos already attached keep
     their split (a resumed or extended run never moves a video between splits). Held-out videos are
     drawn from `eligible` (default: all), e.g. those long enough to carry questions; the videos in
-    `heldout` are held out whatever the fraction (a fixed evaluation set). Returns video -> split."""
+    `heldout` are held out whatever the fraction (a fixed evaluation set), those in `fixed` get the split
+    it names (`warmup`, `validation`). Returns video -> split."""
     from store.tables import RunVideo, Video
 
     with store.write() as s:
@@ -182,10 +184,10 @@ def attach_videos(
             v: sp
             for v, sp in s.execute(select(RunVideo.video_id, RunVideo.split).where(RunVideo.run_id == run_id))
         }
-        for v in dict.fromkeys(heldout):
+        for v, split in {**(fixed or {}), **dict.fromkeys(heldout, "heldout")}.items():
             if v not in existing:
-                s.add(RunVideo(run_id=run_id, video_id=v, split="heldout"))
-                existing[v] = "heldout"
+                s.add(RunVideo(run_id=run_id, video_id=v, split=split))
+                existing[v] = split
         new = [v for v in dict.fromkeys(video_ids) if v not in existing]
         if new:
             hashes = {

@@ -39,7 +39,7 @@ VIDEO_STATUSES = ("pending", "ok", "error")
 SEGMENT_LEVELS = ("shot", "event", "frame")
 WRITERS = ("template", "model")
 QUESTION_STATUSES = ("candidate", "accepted", "rejected")
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "heldout", "validation")
 ATTEMPT_MODES = ("full", "blind", "masked", "key_only", "random_span")
 CHECKPOINT_ROLES = ("solver", "questioner")
 
@@ -113,7 +113,9 @@ class Video(Base):
 
 
 class RunVideo(Base):
-    """Which videos a run uses and for what: `train` or `heldout` (the split is by video)."""
+    """Which videos a run uses and for what (the split is by video): `train` (the rounds ask about them),
+    `heldout` (never trained on; the held-out questions), `validation` (never trained on; the questions
+    recipes and checkpoints are chosen on) or `warmup` (only the warm-up's template targets)."""
 
     __tablename__ = "run_videos"
     __table_args__ = (UniqueConstraint("run_id", "video_id"),)

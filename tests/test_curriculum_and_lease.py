@@ -84,3 +84,39 @@ def test_lease_refuses_a_second_live_owner_and_expires(db_url: str) -> None:
         assert run.finished_at is not None
     assert claim_run(store, "r1", {}, owner="host:3") == run_id
     store.dispose()
+
+
+def test_a_round_that_scores_lower_on_validation_is_not_built_on(tmp_path) -> None:
+    from store.metrics import write_metrics
+    from store.runs import ensure_round
+    from videozero.loop import current_solver, latest_solver
+    from videozero.questioner.round import solver_checkpoint
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    run_id = claim_run(store, "keep-better", {})
+    base = solver_checkpoint(store, run_id, "base-dir", "base")
+    warm = solver_checkpoint(store, run_id, "warm-dir", "warmup", "base-dir")
+    r0 = solver_checkpoint(store, run_id, "r0/solver", "grpo", "warm-dir", ensure_round(store, run_id, 0))
+    assert current_solver(store, run_id, 0) == (warm, "warm-dir")
+    # no validation figures: the newest checkpoint, as before
+    assert current_solver(store, run_id, 1) == latest_solver(store, run_id, 1) == (r0, "r0/solver")
+
+    def validation(ckpt: int, accuracy: float) -> None:
+        with store.write() as s:
+            write_metrics(s, run_id, None, ckpt, "validation", {"accuracy": accuracy, "n": 64})
+
+    validation(warm, 0.40)
+    validation(r0, 0.45)
+    assert current_solver(store, run_id, 1) == (r0, "r0/solver")  # better: built on
+    validation(r0, 0.35)
+    assert current_solver(store, run_id, 1) == (warm, "warm-dir")  # worse: round 1 starts from the warm-up
+    assert latest_solver(store, run_id, 1) == (r0, "r0/solver")  # what round 0 ended with is unchanged
+    r1 = solver_checkpoint(store, run_id, "r1/solver", "grpo", "warm-dir", ensure_round(store, run_id, 1))
+    validation(r1, 0.50)
+    assert current_solver(store, run_id, 2) == (r1, "r1/solver")
+    # the held-out figures never choose: a better held-out score changes nothing
+    with store.write() as s:
+        write_metrics(s, run_id, None, r0, "heldout", {"accuracy": 0.99})
+    assert current_solver(store, run_id, 2) == (r1, "r1/solver")
+    assert base not in (current_solver(store, run_id, k)[0] for k in range(3))
+    store.dispose()

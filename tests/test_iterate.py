@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from store import open_store
 from store.runs import claim_run
-from store.tables import Attempt, Checkpoint, Question, Round, RunVideo, Video
+from store.tables import Attempt, Checkpoint, Metric, Question, Round, RunVideo, Video
 from tests.cli import ROOT, assert_one_sentence_error, videozero
 from videozero.run_config import RunConfig, load_run_config, preset_values
 
@@ -121,6 +121,20 @@ def test_smoke_iterate_runs_every_stage_and_reports(tmp_path):
         }
     scenes = {split for name, split in splits.items() if name.startswith("heldout_scene")}
     assert scenes == {"heldout"}  # the embedded held-out scenes are always held out
+    # generated scenes of their own for the validation questions and the warm-up's extra targets
+    assert splits["validation_scene_0.mp4"] == "validation" and splits["warmup_scene_0.mp4"] == "warmup"
+    with store.session() as s:
+        validation = s.scalar(select(func.count(Question.id)).where(Question.split == "validation"))
+        scored = set(s.scalars(select(Metric.checkpoint_id).where(Metric.split == "validation")))
+        stages = dict(s.execute(select(Checkpoint.id, Checkpoint.stage)).all())
+    assert validation > 0 and {stages[c] for c in scored} == {"warmup", "grpo"}  # never the base
+    assert "validation accuracy" in out and "model writes" in out
+    assert "questioner warm-up: of" in out and "about the requested evidence" in out
+    with store.session() as s:  # the questioner's warm-up, which round 0's writer starts from
+        writer = s.scalars(
+            select(Checkpoint).where(Checkpoint.role == "questioner", Checkpoint.stage == "warmup")
+        ).one()
+    assert Path(writer.path, "config.json").is_file()
     # a finished run asked again does nothing more
     before = _counts(db)
     again = videozero(

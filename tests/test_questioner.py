@@ -411,3 +411,66 @@ def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_trainin
         for t in targets
     ]
     assert len(set(shown)) == len(shown)  # distinct questions (same words may come with other images)
+
+
+def test_validation_and_warmup_videos_get_their_own_splits_and_fixed_questions(mined):
+    from videozero.questioner.round import QuestionerConfig, ensure_fixed_questions, ensure_heldout
+    from videozero.questioner.supervision import training_videos
+
+    store, root, _, videos = mined
+    a, b, c = list(videos)
+    run_id = claim_run(store, "splits", {})
+    # a video named held out and for validation is held out: nothing held out is ever chosen on
+    splits = attach_videos(store, run_id, [a], heldout=[b], fixed={b: "validation", c: "warmup"})
+    assert splits == {a: "train", b: "heldout", c: "warmup"}
+    assert training_videos(store, run_id) == [a, c]  # the warm-up learns from train and warm-up videos
+
+    run2 = claim_run(store, "splits-validation", {})
+    attach_videos(store, run2, [a], heldout=[b], fixed={c: "validation"})
+    assert training_videos(store, run2) == [a]  # never from the validation videos
+    config = QuestionerConfig(solver_max_frames=8, heldout_per_video=12)
+    held = ensure_heldout(store, run2, config, root / "cache")
+    with store.session() as s:
+        rows = s.execute(
+            select(Question.split, Question.video_id, Question.status).where(Question.run_id == run2)
+        ).all()
+    by_split = {split: {v for sp, v, _ in rows if sp == split} for split in ("heldout", "validation")}
+    assert by_split == {"heldout": {b}, "validation": {c}}
+    assert held == sum(sp == "heldout" for sp, _, _ in rows) and all(st == "accepted" for *_, st in rows)
+    # made once: asking again adds nothing
+    assert ensure_fixed_questions(store, run2, config, "validation", root / "cache") == sum(
+        sp == "validation" for sp, _, _ in rows
+    )
+    with store.session() as s:
+        assert s.scalar(select(func.count(Question.id)).where(Question.run_id == run2)) == len(rows)
+    with pytest.raises(ValueError, match="not 'train'"):
+        ensure_fixed_questions(store, run2, config, "train")
+
+
+def test_questioner_warmup_targets_parse_as_writes_about_their_evidence(mined):
+    from videozero.questioner.warmup import WRITTEN_FAMILIES, writer_targets
+    from videozero.questioner.writer import parse_written
+    from videozero.video.decode import SamplingConfig
+
+    store, root, _, videos = mined
+    pairs = writer_targets(store, list(videos), SamplingConfig(fps=2.0, max_frames=8), 16, 0, root / "cache")
+    assert len(pairs) >= 6
+    per_video = [(id(inp.request.video), t) for inp, t in pairs]
+    assert len(set(per_video)) == len(per_video)  # no write twice on one video
+    kinds = {"counting": 0, "when": 0}
+    for inp, target in pairs:
+        c = parse_written(target, inp.duration, inp.spans)
+        assert c.reject_reason is None, (target, c.reject_reason)
+        # the write is about the evidence its request names (written to 0.1 s)
+        assert np.allclose(c.evidence, inp.spans, atol=0.051), (c.evidence, inp.spans)
+        assert len(inp.request.video) <= 8  # the solver's frame budget
+        chosen = c.options["ABCDE".index(c.answer)]
+        if c.text.startswith("How many times"):
+            kinds["counting"] += 1
+            window = re.findall(r"[\d.]+", c.text)
+            assert chosen.isdigit() and window, c  # the correct option is the count itself
+        else:
+            kinds["when"] += 1
+            assert "appear" in c.text or "seen" in c.text
+    assert all(kinds.values()), kinds  # both written families and the label writes
+    assert set(WRITTEN_FAMILIES) == {"semantic_grounding", "counting"}

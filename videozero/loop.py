@@ -149,7 +149,9 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
     with _stage(store, round_id, "mine") as box:
         if box is None:
             with store.session() as s:
-                return {"videos": len(run_video_ids(s, run_id))}
+                return {
+                    "videos": len(run_video_ids(s, run_id, "train") + run_video_ids(s, run_id, "heldout"))
+                }
         inputs = [Path(v) for v in config.videos] or default_clips(config.workdir_path)
         missing = [str(p) for p in inputs if not p.exists()]
         if missing and len(missing) == len(inputs):
@@ -165,12 +167,25 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
                 f"only {len(ids) + len(held)} video could be mined ({len(errors)} failed): a run needs "
                 "at least two, one to train on and one held out."
             )
+        fixed: dict[int, str] = {}
+        for split, paths in _generated_inputs(config).items():
+            found = mine_videos(store, paths, cache_dir=cache_dir, progress=progress)
+            errors += found.errors
+            fixed |= {v: split for v in _mined_ids(found) if v not in held and v not in ids}
         splits = attach_videos(
-            store, run_id, ids, config.heldout_fraction, eligible=rich_videos(store, ids), heldout=held
+            store,
+            run_id,
+            ids,
+            config.heldout_fraction,
+            eligible=rich_videos(store, ids),
+            heldout=held,
+            fixed=fixed,
         )
         out = {
-            "videos": len(ids) + len(held),
+            "videos": sum(v in ("train", "heldout") for v in splits.values()),
             "heldout": sum(v == "heldout" for v in splits.values()),
+            "validation": sum(v == "validation" for v in splits.values()),
+            "warmup": sum(v == "warmup" for v in splits.values()),
             "errors": [f"{r.path}: {r.error}" for r in errors],
         }
         box.append(dict(out))
@@ -179,6 +194,18 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
 
 def _mined_ids(summary) -> list[int]:
     return [r.video_id for r in summary.results if r.status != "error" and r.video_id is not None]
+
+
+def _generated_inputs(config: RunConfig) -> dict[str, list[Path]]:
+    """The generated scenes of the run's validation set and of its warm-up's extra targets."""
+    from videozero.video.samples import generated_scenes
+
+    w = config.learner.warmup
+    warm = w.scenes if w.steps and w.source in ("families", "both") else 0
+    return {
+        "validation": generated_scenes(config.workdir_path, "validation_scene", config.validation_scenes),
+        "warmup": generated_scenes(config.workdir_path, "warmup_scene", warm),
+    }
 
 
 def _heldout_inputs(config: RunConfig) -> list[Path]:
@@ -306,6 +333,67 @@ def warmup_path(
     return str(out)
 
 
+def writer_warmup(
+    config: RunConfig, start: str, progress: ProgressReport | None, store: Store, run_id: int
+) -> tuple[int, dict[str, float]] | None:
+    """The questioner's warm-up checkpoint (supervised writes in the writer's format on the training
+    videos, from the warmed-up solver), trained once per setting and videos, and how its greedy writes
+    on the validation videos fare (`write_rates`); None when the run writes no model questions."""
+    w = config.questioner_training.warmup
+    if config.writer == "template" or w.steps == 0 or config.questioner_training.steps == 0:
+        return None
+    import hashlib
+
+    from videozero.questioner.supervision import training_videos, videos_tag
+    from videozero.questioner.warmup import video_writer_inputs, warm_up_writer, write_rates, writer_targets
+
+    sampling = config.questioner.solver_sampling.sampling
+    cache = config.workdir_path / "cache"
+    videos = training_videos(store, run_id)
+    key = f"{w.model_dump_json()}|{videos_tag(store, videos)}|{sampling.key}|{start}|{config.seed}"
+    out = (
+        config.workdir_path
+        / "models"
+        / f"{Path(start).name}-writer-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+    )
+    if not (out / "config.json").exists():
+        from videozero.models.loader import load_model
+        from videozero.solver.training import save_checkpoint
+
+        pairs = writer_targets(store, videos, sampling, w.per_video, w.seed, cache)
+        if not pairs:
+            raise VideozeroError(
+                "the questioner warm-up found no write to learn on the training videos: add longer videos "
+                "with several shots, or set questioner_training.warmup.steps to 0."
+            )
+        lm = load_model(start, device="auto")
+
+        def stepped(step: int, loss: float) -> None:
+            if progress is not None:
+                progress("questioner warm-up", step, w.steps, f"loss {loss:.3f}")
+
+        warm_up_writer(lm, pairs, w, stepped)
+        tmp = out.with_name(f".{out.name}.saving")
+        save_checkpoint(lm, tmp)
+        tmp.replace(out)
+    with store.session() as s:
+        videos = run_video_ids(s, run_id, "validation") or run_video_ids(s, run_id, "train")
+    spans = max(3, config.questioner.model_spans_per_video)
+    inputs = video_writer_inputs(store, videos, sampling, spans, cache)
+    rates = write_rates(_engine(str(out)), inputs, config.questioner_training.max_new_tokens)
+    with store.session() as s:
+        found = s.scalar(
+            select(Checkpoint.id).where(
+                Checkpoint.run_id == run_id, Checkpoint.role == "questioner", Checkpoint.path == str(out)
+            )
+        )
+    if found is None:
+        from videozero.solver.training import record_checkpoint
+
+        found = record_checkpoint(store, out, start, "warmup", "questioner", run_id)
+    return int(found), rates
+
+
 def learner_stage(config: RunConfig, run_id: int, progress: ProgressReport | None = None) -> dict[str, Any]:
     """Base and warmed-up learner checkpoints of the run (built and warmed up on first use)."""
     store = open_run_store(config)
@@ -317,6 +405,9 @@ def learner_stage(config: RunConfig, run_id: int, progress: ProgressReport | Non
         warm = warmup_path(config, base, progress, store, run_id)
         if warm is not None:
             out["warmup"] = solver_checkpoint(store, run_id, warm, "warmup", base)
+        writer = writer_warmup(config, warm or base, progress, store, run_id)
+        if writer is not None:
+            out["questioner_warmup"], out["questioner_writes"] = writer
         if box is not None:
             box.append(dict(out))
     return out
@@ -330,15 +421,19 @@ def heldout_stage(config: RunConfig, run_id: int) -> int:
     return ensure_heldout(store, run_id, config.questioner, config.workdir_path / "cache")
 
 
-def current_solver(store: Store, run_id: int, round_index: int) -> tuple[int, str]:
-    """(checkpoint id, path) the round starts from: the newest GRPO checkpoint of an earlier round,
-    else the warm-up, else the base."""
+def _solver_rows(store: Store, run_id: int):
     with store.session() as s:
-        rows = s.execute(
+        return s.execute(
             select(Checkpoint.id, Checkpoint.path, Checkpoint.stage, Round.round_index)
             .outerjoin(Round, Round.id == Checkpoint.round_id)
             .where(Checkpoint.run_id == run_id, Checkpoint.role == "solver")
         ).all()
+
+
+def latest_solver(store: Store, run_id: int, round_index: int) -> tuple[int, str]:
+    """(checkpoint id, path) of the newest GRPO checkpoint of a round before `round_index`, else the
+    warm-up, else the base: what round `round_index - 1` ended with."""
+    rows = _solver_rows(store, run_id)
     grpo = [
         r for r in rows if r.stage == "grpo" and r.round_index is not None and r.round_index < round_index
     ]
@@ -351,6 +446,45 @@ def current_solver(store: Store, run_id: int, round_index: int) -> tuple[int, st
             best = max(found, key=lambda r: r.id)
             return int(best.id), str(best.path)
     raise VideozeroError(f"run {run_id} has no solver checkpoint yet: the learner stage has not run.")
+
+
+def validation_accuracy(store: Store, run_id: int) -> dict[int, float]:
+    """Checkpoint id -> its accuracy on the run's validation questions (those scored so far)."""
+    from store.tables import Metric
+
+    with store.session() as s:
+        return {
+            int(c): float(v)
+            for c, v in s.execute(
+                select(Metric.checkpoint_id, Metric.value).where(
+                    Metric.run_id == run_id, Metric.split == "validation", Metric.name == "accuracy"
+                )
+            )
+            if c is not None
+        }
+
+
+def current_solver(store: Store, run_id: int, round_index: int) -> tuple[int, str]:
+    """(checkpoint id, path) round `round_index` starts from: what the last round ended with, unless the
+    warm-up or an earlier round's checkpoint scored higher on the validation questions (then that one:
+    a round that made the solver worse is not built on)."""
+    latest = latest_solver(store, run_id, round_index)
+    scores = validation_accuracy(store, run_id)
+    if latest[0] not in scores:
+        return latest
+    rows = [
+        r
+        for r in _solver_rows(store, run_id)
+        if r.id in scores
+        and (
+            r.stage == "warmup"
+            or (r.stage == "grpo" and r.round_index is not None and r.round_index < round_index)
+        )
+    ]
+    best = max(rows, key=lambda r: (scores[r.id], r.id), default=None)
+    if best is None or scores[best.id] <= scores[latest[0]]:
+        return latest
+    return int(best.id), str(best.path)
 
 
 def _engine(path: str, batch_size: int = 16):
@@ -456,7 +590,8 @@ def whole_video(ev):
 
 
 def current_questioner(store: Store, run_id: int, round_index: int) -> str | None:
-    """The newest questioner checkpoint of an earlier round (None: the questioner is the solver model)."""
+    """The newest questioner checkpoint of an earlier round, else the questioner's warm-up (None: the
+    questioner is the solver model)."""
     with store.session() as s:
         row = s.execute(
             select(Checkpoint.path)
@@ -466,6 +601,14 @@ def current_questioner(store: Store, run_id: int, round_index: int) -> str | Non
             )
             .order_by(Round.round_index.desc(), Checkpoint.id.desc())
         ).first()
+        if row is None:
+            row = s.execute(
+                select(Checkpoint.path)
+                .where(
+                    Checkpoint.run_id == run_id, Checkpoint.role == "questioner", Checkpoint.stage == "warmup"
+                )
+                .order_by(Checkpoint.id.desc())
+            ).first()
     return str(row[0]) if row else None
 
 
@@ -564,14 +707,20 @@ def questioner_stage(config: RunConfig, run_id: int, round_index: int) -> dict[s
 
 
 def evaluate_checkpoint(config: RunConfig, run_id: int, checkpoint_id: int) -> dict[str, float]:
-    """Held-out figures of one checkpoint (answers already stored are not asked again)."""
-    from videozero.evaluation.heldout import evaluate_heldout
+    """Held-out figures of one checkpoint, and its validation figures unless it is the base (answers
+    already stored are not asked again)."""
+    from videozero.evaluation.heldout import VALIDATION_SPLIT, evaluate_heldout
 
     store = open_run_store(config)
     with store.session() as s:
-        path = s.get(Checkpoint, checkpoint_id).path
+        row = s.get(Checkpoint, checkpoint_id)
+        path, stage = row.path, row.stage
     ecfg = evaluation_settings(config)
-    return evaluate_heldout(_engine(path), store, run_id, checkpoint_id, ecfg)
+    engine = _engine(path)
+    figures = evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg)
+    if stage != "base":  # the base writes no answer format: nothing to choose it on
+        evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg, split=VALIDATION_SPLIT)
+    return figures
 
 
 def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, Any]:
@@ -584,13 +733,19 @@ def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, An
     with _stage(store, round_id, "eval") as box:
         if box is None:
             return out
-        ckpt, path = current_solver(store, run_id, round_index + 1)
+        ckpt, path = latest_solver(store, run_id, round_index + 1)
         ecfg = evaluation_settings(config)
         engine = _engine(path)
-        from videozero.evaluation.heldout import evaluate_heldout
+        from videozero.evaluation.heldout import VALIDATION_SPLIT, evaluate_heldout
 
         figures = evaluate_heldout(engine, store, run_id, ckpt, ecfg)
-        out = {"checkpoint": ckpt, "accuracy": figures.get("accuracy"), "mIoU": figures.get("mIoU")}
+        valid = evaluate_heldout(engine, store, run_id, ckpt, ecfg, split=VALIDATION_SPLIT)
+        out = {
+            "checkpoint": ckpt,
+            "accuracy": figures.get("accuracy"),
+            "mIoU": figures.get("mIoU"),
+            "validation_accuracy": valid.get("accuracy"),
+        }
         if config.eval.diagnostics:
             dcfg = ecfg.model_copy(update={"limit": config.eval.diagnostics_limit})
             diag = probe_round(engine, store, run_id, round_id, ckpt, dcfg)

@@ -67,6 +67,13 @@ class RunConfig(BaseModel):
         description="videos or folders always held out, besides the share of `videos` "
         "(None: the embedded held-out scenes when `videos` is empty, none otherwise)",
     )
+    validation_scenes: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="generated scenes whose template questions form the validation set (never trained "
+        "on): recipes are tuned and the better checkpoint kept on it, never on the held-out set",
+    )
     workdir: str = Field("videozero_work", description="store, caches, checkpoints, plots")
     db: str | None = Field(None, description="store URL (default: sqlite:///<workdir>/store.db)")
     preset: Literal["default", "smoke"] = "default"
@@ -121,18 +128,33 @@ def preset_values(name: str) -> dict[str, Any]:
                 # nano's samples at temperature 1.0 break the answer format half the time, which drowns
                 # the agreement in format noise; at 0.7 well-formed samples rise from 47% to 66% and
                 # correct ones from 12% to 18% (measured on the warm-up's tasks)
-                "verify": {"n_full": 6, "n_probe": 1, "max_new_tokens": 32, "temperature": 0.7},
+                # answers with their evidence are 27-29 SmolLM2 tokens, but ordering's (2-5 spans) 33-54 and
+                # counting's up to 62: at 32 every ordering answer was cut off (and scored as unformatted)
+                "verify": {"n_full": 6, "n_probe": 1, "max_new_tokens": 64, "temperature": 0.7},
             },
-            "solver": {"steps": 4, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32},
-            "questioner_training": {"steps": 1, "spans_per_step": 2, "group_size": 2, "max_new_tokens": 64},
+            "solver": {"steps": 4, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 64},
+            "questioner_training": {
+                "steps": 1,
+                "spans_per_step": 2,
+                "group_size": 2,
+                # a write in the writer's format with three span options is about 90-115 SmolLM2 tokens:
+                # at 64 every one was cut off before its answer
+                "max_new_tokens": 128,
+                # from nano's family warm-up on the embedded training videos + 16 warm-up scenes (373
+                # writes): greedy writes on the validation scenes that parse and are about the asked
+                # span, of 12: 9 after 16 steps at lr 1e-3, 8 after 24; at lr 2e-4 after 24 steps 3
+                # (it copied the prompt's example)
+                "warmup": {"steps": 16, "lr": 1e-3},
+            },
             "eval": {"diagnostics_limit": 6},
         }
     if name == "smoke":
         return {
             "learner": {
                 "model": "tiny-qwen",
-                "warmup": {"steps": 2, "batch_size": 2, "train_tasks": 4, "heldout_tasks": 0},
+                "warmup": {"steps": 2, "batch_size": 2, "train_tasks": 4, "heldout_tasks": 0, "scenes": 1},
             },
+            "validation_scenes": 1,
             "questioner": {
                 "per_video": 6,
                 "heldout_per_video": 6,
@@ -155,7 +177,13 @@ def preset_values(name: str) -> dict[str, Any]:
                 "max_new_tokens": 16,
                 "micro_batch_size": 4,
             },
-            "questioner_training": {"steps": 1, "spans_per_step": 1, "group_size": 2, "max_new_tokens": 16},
+            "questioner_training": {
+                "steps": 1,
+                "spans_per_step": 1,
+                "group_size": 2,
+                "max_new_tokens": 16,
+                "warmup": {"steps": 1, "batch_size": 2, "per_video": 4},
+            },
             "curriculum": {"min_questions": 1},
             "eval": {"limit": 6, "diagnostics_limit": 4},
         }

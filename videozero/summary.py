@@ -34,11 +34,16 @@ class RoundSummary:
     stage_status: dict[str, str] = field(default_factory=dict)
     constants: dict[str, float] = field(default_factory=dict)
     changes: dict[str, PairedChange] = field(default_factory=dict)
+    validation: dict[str, float] = field(default_factory=dict)
+    writes: dict[str, float] = field(default_factory=dict)
+    validation_constant: float | None = None
+    started_from: str = ""
+    start_note: str = ""
 
 
 def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
     """The stored figures of one round of a run."""
-    from videozero.loop import current_solver
+    from videozero.loop import latest_solver
 
     with store.session() as s:
         run = s.get(Run, run_id)
@@ -46,12 +51,20 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
         out = RoundSummary(run.name if run else str(run_id), round_index)
         if rnd is None:
             return out
-        for family, status in s.execute(
-            select(Question.family, Question.status).where(
-                Question.round_id == rnd.id, Question.split == "train"
-            )
-        ):
-            out.counts[family][status] += 1
+        rows = s.execute(
+            select(
+                Question.family,
+                Question.status,
+                Question.writer,
+                Question.reject_reason,
+                Question.r_q,
+                Question.answer,
+                Question.consensus_answer,
+            ).where(Question.round_id == rnd.id, Question.split == "train")
+        ).all()
+        for r in rows:
+            out.counts[r.family][r.status] += 1
+        out.writes = write_figures(rows)
         for name, value in (rnd.stages or {}).items():
             if isinstance(value, dict):
                 out.seconds[name] = float(value.get("seconds", 0.0) or 0.0)
@@ -61,11 +74,22 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
             out.levels[family] = int(state.get("level", 0))
             out.reasons[family] = str(state.get("reason", ""))
         metrics = read_metrics(s, run_id)
+        solver = (rnd.stages or {}).get("solver")
+        start = solver.get("from") if isinstance(solver, dict) else None
+        if start is not None:
+            row = s.get(Checkpoint, int(start))
+            out.started_from = _checkpoint_name(row.path, row.stage) if row else str(start)
     try:
-        ckpt, path = current_solver(store, run_id, round_index + 1)
+        ckpt, path = latest_solver(store, run_id, round_index + 1)
+        before, _ = latest_solver(store, run_id, round_index)
     except VideozeroError:
         return out
     out.checkpoint = "/".join(Path(path).parts[-2:])  # e.g. round-0/solver
+    if start is not None and int(start) != before and round_index > 0:
+        out.start_note = (
+            f"started from {out.started_from}, which scored higher on the validation questions than "
+            "the last round's checkpoint"
+        )
     with store.session() as s:
         reference = s.scalar(
             select(Checkpoint.id)
@@ -73,6 +97,9 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
             .order_by(Checkpoint.id.desc())
         )
         comparison = heldout_comparison(s, run_id, [ckpt], reference)
+        out.validation_constant = heldout_comparison(s, run_id, [], None, "validation").baselines.get(
+            "constant_accuracy"
+        )
     out.constants = comparison.baselines
     out.changes = comparison.changes.get(ckpt, {})
     for m in metrics:
@@ -80,9 +107,70 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
             continue
         if m.split == "heldout":
             out.heldout[m.name] = m.value
+        elif m.split == "validation":
+            out.validation[m.name] = m.value
         elif m.split == "diagnostics" and m.round_id == rnd.id:
             out.diagnostics[m.name] = m.value
     return out
+
+
+def write_figures(rows) -> dict[str, float]:
+    """The questioner's side of a round: model writes, how many parsed and were accepted, their mean
+    r_Q, and how often the solver's consensus agreed with the constructed answer of template questions."""
+    model = [r for r in rows if r.writer == "model"]
+    parsed = [r for r in model if not (r.reject_reason or "").startswith("unparseable")]
+    scored = [r.r_q for r in model if r.r_q is not None]
+    verified = [r for r in rows if r.writer == "template" and r.consensus_answer is not None]
+    out: dict[str, float] = {"writes": len(model), "parsed": len(parsed)}
+    out["accepted"] = sum(r.status == "accepted" for r in model)
+    if scored:
+        out["mean_r_q"] = sum(scored) / len(scored)
+    if verified:
+        out["consensus_agreement"] = sum(r.consensus_answer == r.answer for r in verified) / len(verified)
+        out["verified"] = len(verified)
+    return out
+
+
+def _writes_line(summary: RoundSummary) -> str:
+    w = summary.writes
+    if not w:
+        return "model writes: -"
+    line = f"model writes {w['writes']:.0f}: parsed {w['parsed']:.0f}, accepted {w['accepted']:.0f}"
+    if "mean_r_q" in w:
+        line += f", mean r_Q {w['mean_r_q']:.2f}"
+    if "consensus_agreement" in w:
+        line += f"; consensus = constructed answer on {w['consensus_agreement']:.2f} of {w['verified']:.0f} template questions"
+    return line
+
+
+def _checkpoint_name(path: str, stage: str) -> str:
+    """round-0/solver for a round's checkpoint, else its stage (warmup, base)."""
+    return "/".join(Path(path).parts[-2:]) if stage == "grpo" else stage
+
+
+def _validation_line(summary: RoundSummary) -> str:
+    v = summary.validation
+    if not v:
+        return "validation: -"
+    line = (
+        f"validation accuracy {_f(v.get('accuracy'))} (constant {_f(summary.validation_constant)}, "
+        f"n {_f(v.get('n'), 0)})"
+    )
+    return line + (f"; {summary.start_note}" if summary.start_note else "")
+
+
+def learner_line(store, run_id: int) -> str:
+    """What the learner stage measured of the questioner's warm-up, as one line ('' without one)."""
+    with store.session() as s:
+        rnd = s.scalar(select(Round).where(Round.run_id == run_id, Round.round_index == 0))
+    stage = ((rnd.stages or {}) if rnd else {}).get("learner")
+    writes = stage.get("questioner_writes") if isinstance(stage, dict) else None
+    if not isinstance(writes, dict) or not writes.get("writes"):
+        return ""
+    return (
+        f"questioner warm-up: of {writes['writes']:.0f} greedy writes on the validation videos, "
+        f"{writes['parsed']:.0%} parse and {writes['on_evidence']:.0%} are about the requested evidence"
+    )
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -165,6 +253,7 @@ def round_table(summary: RoundSummary) -> Table:
     table.caption = (
         "constant: the held-out set's best constant answer (span) per family; Δ: paired change against the "
         "warm-up ± SE\n"
+        f"{_validation_line(summary)}\n{_writes_line(summary)}\n"
         f"video dependency {_f(d.get('video_dependency'))}, key necessity {_f(d.get('key_necessity'))}, "
         f"key specificity {_f(d.get('key_specificity'))}; format rate {_f(summary.heldout.get('format_rate'))}\n"
         + "seconds: "
@@ -205,6 +294,10 @@ def round_markdown(summary: RoundSummary) -> str:
         )
     d = summary.diagnostics
     lines += [
+        "",
+        "V" + _validation_line(summary)[1:] + ".",
+        "",
+        "M" + _writes_line(summary)[1:] + ".",
         "",
         f"Diagnostics on the round's accepted questions: video dependency {_f(d.get('video_dependency'))}, "
         f"key necessity {_f(d.get('key_necessity'))}, key specificity {_f(d.get('key_specificity'))}.",

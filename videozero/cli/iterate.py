@@ -121,11 +121,14 @@ def iterate(
 def show_run(config, seconds: float) -> None:
     """Every round's closing table, the checkpoints side by side, and where the plot is."""
     from videozero.loop import open_run_store, run_id_of
-    from videozero.summary import comparison_table, round_summary, round_table, run_plot
+    from videozero.summary import comparison_table, learner_line, round_summary, round_table, run_plot
 
     store = open_run_store(config)
     try:
         run_id = run_id_of(store, config.run_name)
+        line = learner_line(store, run_id)
+        if line:
+            console.print(line)
         for r in range(config.rounds):
             console.print(round_table(round_summary(store, run_id, r)))
     finally:

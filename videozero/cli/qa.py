@@ -33,13 +33,14 @@ class Status(StrEnum):
 class Split(StrEnum):
     train = "train"
     heldout = "heldout"
+    validation = "validation"
 
 
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run name.")]
 RoundOpt = Annotated[int | None, typer.Option("--round", help="Round index (0 is the first round).")]
 FamilyOpt = Annotated[str | None, typer.Option("--family", help="Question family, e.g. grounding.")]
 StatusOpt = Annotated[Status | None, typer.Option("--status", help="candidate, accepted or rejected.")]
-SplitOpt = Annotated[Split | None, typer.Option("--split", help="train or heldout questions.")]
+SplitOpt = Annotated[Split | None, typer.Option("--split", help="train, heldout or validation questions.")]
 LevelMinOpt = Annotated[int | None, typer.Option("--level-min", help="Lowest difficulty level.")]
 LevelMaxOpt = Annotated[int | None, typer.Option("--level-max", help="Highest difficulty level.")]
 VideoOpt = Annotated[str | None, typer.Option("--video", help="Video path contains this (literal).")]

@@ -53,6 +53,7 @@ from videozero.video.cache import VideoCache
 from videozero.video.decode import MINING_SAMPLING
 
 HELDOUT_SPLIT = "heldout"
+VALIDATION_SPLIT = "validation"
 DIAGNOSTICS_SPLIT = "diagnostics"
 DIAGNOSTIC_PAIRS = {
     "video_dependency": ("full", "blind", video_dependency),
@@ -390,11 +391,15 @@ class HeldoutComparison:
 
 
 def heldout_comparison(
-    session: Session, run_id: int, checkpoint_ids: Sequence[int], reference: int | None
+    session: Session,
+    run_id: int,
+    checkpoint_ids: Sequence[int],
+    reference: int | None,
+    split: str = HELDOUT_SPLIT,
 ) -> HeldoutComparison:
-    """Constant baselines of the run's held-out questions and every checkpoint's paired change against
-    `reference` (the warm-up, usually); empty when the run has no held-out questions."""
-    questions = stored_questions(session, run_id, split=HELDOUT_SPLIT)
+    """Constant baselines of the run's held-out (or validation) questions and every checkpoint's paired
+    change against `reference` (the warm-up, usually); empty when the run has no such questions."""
+    questions = stored_questions(session, run_id, split=split)
     if not questions:
         return HeldoutComparison(reference, {}, {})
     baselines = constant_baselines(heldout_truths(questions))
@@ -427,18 +432,20 @@ def evaluate_heldout(
     config: EvalConfig | None = None,
     cache: VideoCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    split: str = HELDOUT_SPLIT,
 ) -> dict[str, float]:
-    """Score the checkpoint on the run's held-out questions and store the figures; {} without any."""
+    """Score the checkpoint on the run's fixed questions of `split` (held-out, or validation) and store
+    the figures under that split; {} without any."""
     config = config or EvalConfig()
     with store.session() as session:
         round_id = checkpoint_row(session, checkpoint_id).round_id
-        questions = stored_questions(session, run_id, split=HELDOUT_SPLIT, limit=config.limit)
+        questions = stored_questions(session, run_id, split=split, limit=config.limit)
     if not questions:
         return {}
     score_questions(engine, store, checkpoint_id, questions, ("full",), config, cache, progress)
     with store.write() as session:
         figures = heldout_metrics(answered_questions(session, checkpoint_id, questions))
-        write_metrics(session, run_id, round_id, checkpoint_id, HELDOUT_SPLIT, figures, whole_split=True)
+        write_metrics(session, run_id, round_id, checkpoint_id, split, figures, whole_split=True)
     return figures
 
 

@@ -17,7 +17,7 @@ from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
 
 STAGE_ORDER = {"base": 0, "warmup": 1, "grpo": 2}
-SPLIT_ORDER = {"heldout": 0, "diagnostics": 1, "train": 3}
+SPLIT_ORDER = {"heldout": 0, "validation": 1, "diagnostics": 2, "train": 3}
 # Figures drawn in the plot (the table shows every figure).
 PLOTTED = (
     "accuracy",

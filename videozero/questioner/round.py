@@ -3,7 +3,8 @@
 `question_round` is the Python API behind `videozero question` and the round flow:
 
 1. `ensure_heldout`: once per run, template questions on the held-out videos (split 'heldout',
-   accepted by construction), the fixed set every checkpoint is evaluated on;
+   accepted by construction), the fixed set every checkpoint is reported on, and likewise on the
+   validation videos (split 'validation'), the set recipes and checkpoints are chosen on;
 2. `propose_round` (stage 'propose'): template questions of every family on every training video, in
    the curriculum's mix and levels, plus model-written ones when a questioner engine is given;
    unparseable writes, degenerate evidence and near-duplicates (MiniLM text + evidence overlap) are
@@ -142,21 +143,32 @@ def _rotate(counts: dict[str, int], levels: Sequence[int]) -> list[tuple[str, in
     return [(f, levels[i % len(levels)]) for f, n in counts.items() for i in range(n)]
 
 
-def ensure_heldout(store, run_id: int, config: QuestionerConfig, cache_dir: str | Path | None = None) -> int:
-    """Create the run's held-out questions once (template, accepted by construction); returns how many
-    the run has. Videos that cannot support a family give fewer questions of it."""
+FIXED_SPLITS = ("heldout", "validation")
+
+
+def _fixed_count(session, run_id: int, split: str) -> int:
+    return len(
+        session.scalars(select(Question.id).where(Question.run_id == run_id, Question.split == split)).all()
+    )
+
+
+def ensure_fixed_questions(
+    store, run_id: int, config: QuestionerConfig, split: str, cache_dir: str | Path | None = None
+) -> int:
+    """Create the run's fixed questions of `split` once (template, accepted by construction) on the
+    run's videos of that split: `heldout` (what every checkpoint is reported on) or `validation` (what
+    recipes and checkpoints are chosen on); returns how many the run has. Both take
+    `heldout_per_video` questions per video over `heldout_levels`; videos that cannot support a family
+    give fewer questions of it."""
+    if split not in FIXED_SPLITS:
+        raise ValueError(f"fixed questions are made for {' or '.join(FIXED_SPLITS)}, not {split!r}")
     with store.session() as s:
-        have = s.scalar(
-            select(Question.id).where(Question.run_id == run_id, Question.split == "heldout").limit(1)
-        )
-        videos = run_video_ids(s, run_id, "heldout")
-    if have is not None or not videos or not config.heldout_per_video:
-        with store.session() as s:
-            return len(
-                s.scalars(
-                    select(Question.id).where(Question.run_id == run_id, Question.split == "heldout")
-                ).all()
-            )
+        have = _fixed_count(s, run_id, split)
+        videos = run_video_ids(s, run_id, split)
+    if have or not videos or not config.heldout_per_video:
+        return have
+    # the two sets draw from different seeds, so a video in both (never, by the split) would differ too
+    salt = FIXED_SPLITS.index(split) * 104_729
     rows = []
     for video_id in videos:
         ev = load_video_evidence(store, video_id, cache_dir)
@@ -166,19 +178,20 @@ def ensure_heldout(store, run_id: int, config: QuestionerConfig, cache_dir: str 
             per_level[level][family] = per_level[level].get(family, 0) + 1
         for level, fam_counts in sorted(per_level.items()):
             for c in propose(
-                ev, fam_counts, dict.fromkeys(fam_counts, level), seed=config.seed * 7919 + 1 + level
+                ev, fam_counts, dict.fromkeys(fam_counts, level), seed=config.seed * 7919 + 1 + level + salt
             ):
                 if degenerate_reason(c.evidence, ev.duration, config.verify) is None:
-                    rows.append(_row(c, run_id, None, video_id, "heldout") | {"status": "accepted"})
+                    rows.append(_row(c, run_id, None, video_id, split) | {"status": "accepted"})
     with store.write() as s:
-        if (
-            s.scalar(
-                select(Question.id).where(Question.run_id == run_id, Question.split == "heldout").limit(1)
-            )
-            is None
-        ):
+        if not _fixed_count(s, run_id, split):
             insert_questions(s, rows)
     return len(rows)
+
+
+def ensure_heldout(store, run_id: int, config: QuestionerConfig, cache_dir: str | Path | None = None) -> int:
+    """The run's held-out and validation questions, created once; returns how many held-out ones."""
+    ensure_fixed_questions(store, run_id, config, "validation", cache_dir)
+    return ensure_fixed_questions(store, run_id, config, "heldout", cache_dir)
 
 
 def _stored_for_dedup(session, run_id: int) -> list[tuple[int, int, str, tuple[Span, ...]]]:

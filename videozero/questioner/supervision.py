@@ -50,9 +50,10 @@ def template_targets(
 
 
 def training_videos(store, run_id: int) -> list[int]:
-    """The run's training videos (never its held-out ones)."""
+    """The videos the run's warm-up learns from: its training videos and its warm-up scenes (never its
+    held-out or validation ones)."""
     with store.session() as s:
-        return run_video_ids(s, run_id, "train")
+        return run_video_ids(s, run_id, "train") + run_video_ids(s, run_id, "warmup")
 
 
 def videos_tag(store, video_ids: Sequence[int]) -> str:

@@ -25,6 +25,7 @@ from videozero.models.prompt import VideoInput
 from videozero.questioner.evidence import VideoEvidence
 from videozero.questioner.model_writer import format_target, writer_inputs
 from videozero.questioner.verify import VerifyConfig, VerifyItem, degenerate_reason, questioner_reward, verify
+from videozero.questioner.warmup import WriterWarmupConfig
 from videozero.questioner.writer import WriterConfig, write_questions
 from videozero.solver.grpo import GRPOTrainer
 from videozero.solver.grpo_config import GRPOConfig, LoraSettings
@@ -50,6 +51,10 @@ class QuestionerGRPOConfig(BaseModel):
     repetition_threshold: float = Field(0.85, gt=0, le=1)
     lora: LoraSettings | None = Field(default_factory=LoraSettings)
     verify: VerifyConfig = Field(default_factory=lambda: VerifyConfig(n_full=4, n_probe=2))
+    warmup: WriterWarmupConfig = Field(
+        default_factory=WriterWarmupConfig,
+        description="supervised writes in the writer's format before the first round (questioner.warmup)",
+    )
     seed: int = 0
 
 

@@ -114,6 +114,7 @@ def writer_prompt(spans: Sequence[Span], duration: float, hint_labels: Sequence[
     C. ...</options><answer>B</answer>
     For example, about another video:
     <evidence>[12.0, 15.5]</evidence>...<answer>C</answer>
+    Now write yours, about [12.0, 15.5] seconds of this video.
     """
     if not spans:
         raise ValueError("writer_prompt needs at least one evidence span")
@@ -133,6 +134,8 @@ def writer_prompt(spans: Sequence[Span], duration: float, hint_labels: Sequence[
         _FORMAT,
         "For example, about another video:",
         WRITER_FORMAT_EXAMPLE,
+        # the span asked for comes last, nearest the write: a small writer otherwise copies the example
+        f"Now write yours, about {render_spans(ordered)} seconds of this video.",
     ]
     return "\n".join(lines)
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from videozero.answer_format import render_answer
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
-from videozero.models.prompt import build_batch, token_logprobs
+from videozero.models.prompt import Request, build_batch, token_logprobs
 from videozero.solver.grpo_config import LoraSettings
 from videozero.solver.rollout import SolverQuestion
 from videozero.solver.training import param_groups, prepare_trainable, seed_everything, trainable_count
@@ -40,6 +40,13 @@ class WarmupConfig(BaseModel):
         "both: the two mixed",
     )
     per_video: int = Field(48, ge=1, description="template questions per training video (families)")
+    scenes: int = Field(
+        16,
+        ge=0,
+        le=256,
+        description="generated scenes (never held out, never asked in rounds) whose template questions "
+        "are added to the training videos' (families)",
+    )
     levels: list[int] = Field(
         default_factory=lambda: [0, 1, 2, 3], description="levels the template questions are drawn at"
     )
@@ -83,10 +90,26 @@ def warmup(
     progress: Callable[[int, float], None] | None = None,
 ) -> WarmupReport:
     """Supervised steps on `questions` (their constructed targets); `lm.model` is trained in place."""
-    config = config or WarmupConfig()
     usable = [q for q in questions if q.answer is not None]
     if not usable:
         raise ValueError("the warm-up needs questions with constructed answers")
+    return supervised_steps(lm, [q.request for q in usable], supervised_targets(usable), config, progress)
+
+
+def supervised_steps(
+    lm: LoadedModel,
+    requests: Sequence[Request],
+    targets: Sequence[str],
+    config: WarmupConfig | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> WarmupReport:
+    """`config.steps` supervised steps (mean token loss of `targets` given `requests`, LoRA or full LM
+    plus the projector, linear warm-up then cosine); `lm.model` is trained in place."""
+    config = config or WarmupConfig()
+    if not requests or len(requests) != len(targets):
+        raise ValueError(
+            f"supervised steps need one target per request, got {len(requests)} and {len(targets)}"
+        )
     seed_everything(config.seed)
     prepare_trainable(lm, config.lora.peft_kwargs() if config.lora else None, config.projector_lr > 0)
     cache_frame_cells(lm.model)
@@ -100,21 +123,18 @@ def warmup(
         lambda s: min(1.0, (s + 1) / ramp) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(1, steps))),
     )
     rng = np.random.default_rng(config.seed)
-    targets = supervised_targets(usable)
     started = time.perf_counter()
     losses: list[float] = []
-    order = rng.permutation(len(usable))
+    order = rng.permutation(len(requests))
     cursor = 0
     lm.model.train()
     for step in range(steps):
         if cursor + config.batch_size > len(order):
-            order, cursor = rng.permutation(len(usable)), 0
+            order, cursor = rng.permutation(len(requests)), 0
         idx = order[cursor : cursor + config.batch_size]
         cursor += config.batch_size
         parts = [
-            build_batch(lm, [usable[i].request for i in part], [targets[i] for i in part]).to(
-                lm.device, lm.dtype
-            )
+            build_batch(lm, [requests[i] for i in part], [targets[i] for i in part]).to(lm.device, lm.dtype)
             for part in np.array_split(idx, math.ceil(len(idx) / config.micro_batch_size))
         ]
         tokens = sum(int(part.completion_mask.sum()) for part in parts) or 1

