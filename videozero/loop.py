@@ -304,8 +304,6 @@ def warmup_path(
     out = config.workdir_path / "models" / f"{name}-warmup-{tag}"
     if (out / "config.json").exists():
         return str(out)
-    from videozero.models.loader import load_model
-    from videozero.solver.training import save_checkpoint
     from videozero.solver.warmup import warmup, warmup_tasks
 
     train_q = []
@@ -320,25 +318,42 @@ def warmup_path(
             "the warm-up found no template question on the training videos: add longer videos with "
             "several shots or events, or set learner.warmup.source to generated."
         )
-    lm = load_model(base, device="auto")
-
-    def stepped(step: int, loss: float) -> None:
-        if progress is not None:
-            progress("warm-up", step, w.steps, f"loss {loss:.3f}")
-
-    warmup(lm, train_q, w, progress=stepped)
-    tmp = out.with_name(f".{out.name}.saving")
-    save_checkpoint(lm, tmp)
-    tmp.replace(out)
+    _train_and_save(base, out, lambda lm, step: warmup(lm, train_q, w, step), "warm-up", w.steps, progress)
     return str(out)
 
 
+def _train_and_save(
+    start: str, out: Path, train: Callable, label: str, steps: int, progress: ProgressReport | None
+) -> None:
+    """Load `start`, `train(lm, stepped)` it with a progress bar, and save it at `out` (written aside,
+    then moved into place: a killed save leaves no half checkpoint that looks done)."""
+    from videozero.models.loader import load_model
+    from videozero.solver.training import save_checkpoint
+
+    lm = load_model(start, device="auto")
+
+    def stepped(step: int, loss: float) -> None:
+        if progress is not None:
+            progress(label, step, steps, f"loss {loss:.3f}")
+
+    train(lm, stepped)
+    tmp = out.with_name(f".{out.name}.saving")
+    save_checkpoint(lm, tmp)
+    tmp.replace(out)
+
+
 def writer_warmup(
-    config: RunConfig, start: str, progress: ProgressReport | None, store: Store, run_id: int
-) -> tuple[int, dict[str, float]] | None:
+    config: RunConfig,
+    start: str,
+    progress: ProgressReport | None,
+    store: Store,
+    run_id: int,
+    measure: bool = True,
+) -> tuple[int, dict[str, float] | None] | None:
     """The questioner's warm-up checkpoint (supervised writes in the writer's format on the training
     videos, from the warmed-up solver), trained once per setting and videos, and how its greedy writes
-    on the validation videos fare (`write_rates`); None when the run writes no model questions."""
+    on the validation videos fare (`write_rates`, only when `measure`); None when the run writes no
+    model questions."""
     w = config.questioner_training.warmup
     if config.writer == "template" or w.steps == 0 or config.questioner_training.steps == 0:
         return None
@@ -357,30 +372,21 @@ def writer_warmup(
         / f"{Path(start).name}-writer-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     )
     if not (out / "config.json").exists():
-        from videozero.models.loader import load_model
-        from videozero.solver.training import save_checkpoint
-
         pairs = writer_targets(store, videos, sampling, w.per_video, w.seed, cache)
         if not pairs:
             raise VideozeroError(
                 "the questioner warm-up found no write to learn on the training videos: add longer videos "
                 "with several shots, or set questioner_training.warmup.steps to 0."
             )
-        lm = load_model(start, device="auto")
-
-        def stepped(step: int, loss: float) -> None:
-            if progress is not None:
-                progress("questioner warm-up", step, w.steps, f"loss {loss:.3f}")
-
-        warm_up_writer(lm, pairs, w, stepped)
-        tmp = out.with_name(f".{out.name}.saving")
-        save_checkpoint(lm, tmp)
-        tmp.replace(out)
-    with store.session() as s:
-        videos = run_video_ids(s, run_id, "validation") or run_video_ids(s, run_id, "train")
-    spans = max(3, config.questioner.model_spans_per_video)
-    inputs = video_writer_inputs(store, videos, sampling, spans, cache)
-    rates = write_rates(_engine(str(out)), inputs, config.questioner_training.max_new_tokens)
+        train = lambda lm, step: warm_up_writer(lm, pairs, w, step)  # noqa: E731
+        _train_and_save(start, out, train, "questioner warm-up", w.steps, progress)
+    rates = None
+    if measure:
+        with store.session() as s:
+            videos = run_video_ids(s, run_id, "validation") or run_video_ids(s, run_id, "train")
+        spans = max(3, config.questioner.model_spans_per_video)
+        inputs = video_writer_inputs(store, videos, sampling, spans, cache)
+        rates = write_rates(_engine(str(out)), inputs, config.questioner_training.max_new_tokens)
     with store.session() as s:
         found = s.scalar(
             select(Checkpoint.id).where(
@@ -405,7 +411,8 @@ def learner_stage(config: RunConfig, run_id: int, progress: ProgressReport | Non
         warm = warmup_path(config, base, progress, store, run_id)
         if warm is not None:
             out["warmup"] = solver_checkpoint(store, run_id, warm, "warmup", base)
-        writer = writer_warmup(config, warm or base, progress, store, run_id)
+        # its writes are measured once, when the stage runs (not again on every resume)
+        writer = writer_warmup(config, warm or base, progress, store, run_id, measure=box is not None)
         if writer is not None:
             out["questioner_warmup"], out["questioner_writes"] = writer
         if box is not None:
