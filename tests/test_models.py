@@ -81,6 +81,16 @@ def test_nano_reload_is_exact_and_keeps_pretrained_language() -> None:
     assert "Paris" in lm.tokenizer.decode(int(ours.argmax()))
 
 
+def test_nano_alignment_of_zero_steps_leaves_the_projector_as_initialised() -> None:
+    from videozero.models.nano.build import align_projector, alignment_frames
+
+    model = load_model(nano_dir()).model
+    before = {k: v.clone() for k, v in model.projector.state_dict().items()}
+    report = align_projector(model, alignment_frames(model, per_clip=2, generated=4), steps=0, evaluate=False)
+    assert report.steps == 0
+    assert all(torch.equal(before[k], v) for k, v in model.projector.state_dict().items())
+
+
 def test_nano_frame_tokens_change_the_output() -> None:
     lm = load_model(nano_dir())
     frames = np.zeros((2, 112, 112, 3), dtype=np.uint8)
