@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
@@ -50,8 +51,8 @@ def nearest_neighbour_answer(question, embed) -> str | None:
     import torch
 
     request = question.request
-    frames = embed(list(request.video.frames))
-    images = {label: embed([image])[0] for label, image in request.images}
+    frames = embed(request.video.frames)
+    images = {label: embed(image[None])[0] for label, image in request.images}
 
     def matched_position(label: str) -> float:  # soft argmax over frames, in frame units
         weights = torch.softmax((frames @ images[label]) * 50, 0)
@@ -96,6 +97,7 @@ def main() -> None:
     from rich.table import Table
 
     from store import open_store
+    from videozero.answer_format import parse_answer
     from videozero.evaluation.baselines import ScoredTruth, best_constant_answer
     from videozero.evidence.mine import mine_videos
     from videozero.models.engines.transformers_engine import TransformersEngine
@@ -125,9 +127,14 @@ def main() -> None:
     size = lm.model.config.frame_size
     encoder = frame_encoder()
 
+    embedded: dict[int, torch.Tensor] = {}  # a video's frames are shared by all its questions: once each
+
     def embed(frames) -> torch.Tensor:
-        pooled = encoder.feature_maps(np.stack(frames), size).mean((2, 3))
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        key = id(frames)
+        if key not in embedded:
+            pooled = encoder.feature_maps(np.stack(list(frames)), size).mean((2, 3))
+            embedded[key] = torch.nn.functional.normalize(pooled, dim=-1)
+        return embedded[key]
 
     by_family: dict[str, list[tuple[float, object]]] = defaultdict(list)
     for q in val:
@@ -190,24 +197,27 @@ def main() -> None:
         train = probe_set(questions("warmup_scene", 16, seed=0), 24, seed=0)
         held = probe_set(val, 12, seed=1)
         t = time.perf_counter()
-        times = lambda r: r.video.timestamps  # noqa: E731
         report = supervised_steps(
             lm,
             [r for r, _ in train],
-            [f"<answer>{times(r)[k]:.1f}</answer>" for r, k in train],
+            [f"<answer>{r.video.timestamps[k]:.1f}</answer>" for r, k in train],
             WarmupConfig(steps=args.probe_steps, lr=args.probe_lr, micro_batch_size=4),
         )
         outs = TransformersEngine(lm, 16).generate([r for r, _ in held], qcfg.solver_sampling.greedy)
         hits = []
         for (request, k), out in zip(held, outs, strict=True):
-            found = re.search(r"<answer>\s*([0-9.]+)", out[0].text)
-            stamps = np.asarray(times(request))
-            hits.append(bool(found) and int(np.abs(stamps - float(found.group(1))).argmin()) == k)
+            said = parse_answer(out[0].text, require_evidence=False).answer
+            try:
+                seconds = float(said or "nan")
+            except ValueError:
+                seconds = math.nan
+            stamps = np.asarray(request.video.timestamps)
+            hits.append(not math.isnan(seconds) and int(np.abs(stamps - seconds).argmin()) == k)
         answers = {o[0].text for o in outs}
         console.print(
             f"retrieval probe: {report.steps} LoRA steps x {report.examples // max(1, report.steps)} "
             f"({report.seconds:.0f} s), loss {report.first_loss:.2f} -> {report.last_loss:.2f}; exact-frame "
-            f"accuracy {np.mean(hits):.3f} on {len(held)} (chance {1 / len(held[0][0].video.frames):.3f}); "
+            f"accuracy {np.mean(hits):.3f} ± {np.std(hits, ddof=1) / np.sqrt(len(hits)):.3f} on {len(held)} (chance {1 / len(held[0][0].video.frames):.3f}); "
             f"{len(answers)} distinct answers"
         )
     if args.out:
