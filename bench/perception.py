@@ -52,7 +52,7 @@ def nearest_neighbour_answer(question, embed) -> str | None:
 
     request = question.request
     frames = embed(request.video.frames)
-    images = {label: embed(image[None])[0] for label, image in request.images}
+    images = {label: embed(image[None], cache=False)[0] for label, image in request.images}
 
     def matched_position(label: str) -> float:  # soft argmax over frames, in frame units
         weights = torch.softmax((frames @ images[label]) * 50, 0)
@@ -129,12 +129,15 @@ def main() -> None:
 
     embedded: dict[int, torch.Tensor] = {}  # a video's frames are shared by all its questions: once each
 
-    def embed(frames) -> torch.Tensor:
-        key = id(frames)
-        if key not in embedded:
-            pooled = encoder.feature_maps(np.stack(list(frames)), size).mean((2, 3))
-            embedded[key] = torch.nn.functional.normalize(pooled, dim=-1)
-        return embedded[key]
+    def embed(frames: np.ndarray, cache: bool = True) -> torch.Tensor:
+        """Unit pooled features; a video's frames (alive in its questions, so their id is stable) once."""
+        if cache and id(frames) in embedded:
+            return embedded[id(frames)]
+        pooled = encoder.feature_maps(np.stack(list(frames)), size).mean((2, 3))
+        vectors = torch.nn.functional.normalize(pooled, dim=-1)
+        if cache:
+            embedded[id(frames)] = vectors
+        return vectors
 
     by_family: dict[str, list[tuple[float, object]]] = defaultdict(list)
     for q in val:
