@@ -101,9 +101,9 @@ def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
     store = loop.open_run_store(config)
     try:
         summary = round_summary(store, run_id, round_index)
+        publish_round(config, summary, store, run_id)
     finally:
         store.dispose()
-    publish_round(config, summary)
     return stages
 
 

@@ -474,3 +474,45 @@ def test_questioner_warmup_targets_parse_as_writes_about_their_evidence(mined):
             assert "appear" in c.text or "seen" in c.text
     assert all(kinds.values()), kinds  # both written families and the label writes
     assert set(WRITTEN_FAMILIES) == {"semantic_grounding", "counting"}
+
+
+def test_every_family_supports_the_generated_clips(mined):
+    from videozero.questioner.families import family_support
+
+    store, root, _, videos = mined
+    for video_id in videos:
+        support = family_support(load_video_evidence(store, video_id, root / "cache"))
+        assert set(support) == set(FAMILIES)
+        assert [f for f, why in support.items() if why] == [], support
+
+
+def test_a_long_video_without_questions_is_reported_with_each_familys_reason(mined, tmp_path):
+    """A static 12 s shot with nothing happening carries no question; the run says why, per family,
+    while a video with questions is not reported."""
+    from videozero.coverage import MIN_REPORTED_S, coverage_table, video_coverage
+    from videozero.evidence.mine import mine_videos
+    from videozero.questioner.families import family_support
+    from videozero.questioner.round import QuestionerConfig, ensure_heldout
+
+    store, root, _, videos = mined
+    still = tmp_path / "still.mp4"
+    write_clip(ClipSpec(shots=[ShotSpec(duration_s=12.0, pattern="flat")], events=[], seed=5), still)
+    [result] = mine_videos(store, [still], cache_dir=root / "cache").results
+    assert result.status == "mined" and result.video_id is not None
+    ev = load_video_evidence(store, result.video_id, root / "cache")
+    assert ev.duration >= MIN_REPORTED_S and ev.cuts == []
+    support = family_support(ev)
+    assert support["counting"] == "one shot: there are no cuts to count"
+    assert all(support.values()), support  # nothing to anchor any family to
+
+    run_id = claim_run(store, "coverage", {})
+    with_questions = next(iter(videos))
+    attach_videos(store, run_id, [with_questions], heldout=[result.video_id])
+    ensure_heldout(store, run_id, QuestionerConfig(heldout_per_video=12, solver_max_frames=8), root / "cache")
+    rows = {c.path: c for c in video_coverage(store, run_id, FAMILIES, root / "cache")}
+    assert rows[str(still)].questions == 0 and rows[str(still)].split == "heldout"
+    assert rows[str(still)].reason == "; ".join(f"{f}: {why}" for f, why in support.items())
+    assert rows[videos[with_questions]].reason == ""  # a training video before any round: not yet asked
+    table = coverage_table(list(rows.values()))
+    assert table is not None and table.row_count == 1
+    assert coverage_table([rows[videos[with_questions]]]) is None

@@ -120,6 +120,7 @@ def iterate(
 
 def show_run(config, seconds: float) -> None:
     """Every round's closing table, the checkpoints side by side, and where the plot is."""
+    from videozero.coverage import coverage_table, video_coverage
     from videozero.loop import open_run_store, run_id_of
     from videozero.summary import comparison_table, learner_line, round_summary, round_table, run_plot
 
@@ -131,6 +132,11 @@ def show_run(config, seconds: float) -> None:
             console.print(line)
         for r in range(config.rounds):
             console.print(round_table(round_summary(store, run_id, r)))
+        missing = coverage_table(
+            video_coverage(store, run_id, config.questioner.families, config.workdir_path / "cache")
+        )
+        if missing is not None:
+            console.print(missing)
     finally:
         store.dispose()
     console.print(comparison_table(config))

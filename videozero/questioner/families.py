@@ -15,12 +15,15 @@ curriculum turns:
 - `semantic_grounding`: when does something the miner's labels name first appear; less confident
   labels and, from level 2, a later appearance of the same thing among the distractors.
 
-A builder returns None when a video cannot support its family (no cuts to count, too few segments).
+A builder returns `Unsupported` (with the reason) when a video cannot support its family (no cuts to
+count, too few segments); `family_support` says per family why a video gets none.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,6 +80,13 @@ LEVELS: dict[str, list[dict[str, Any]]] = {
 # window starts or ends (so that one sampled frame more or less cannot change the count).
 MIN_EVIDENCE_S = 0.4
 CUT_MARGIN_S = 0.5
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A builder's "no question here", with the reason (one clause, for tables)."""
+
+    reason: str
 
 
 def knobs(family: str, level: int) -> dict[str, Any]:
@@ -165,17 +175,19 @@ def _segment_pool(ev: VideoEvidence) -> list[SegmentView]:
     ]
 
 
-def grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | None:
+def grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | Unsupported:
     k = knobs("grounding", level)
     pool = _segment_pool(ev)
     if len(pool) < 2:
-        return None
+        return Unsupported(
+            "fewer than 2 evidence segments (shots or events of 0.4 s or more, shorter than the video)"
+        )
     anchor = _weighted_pick(pool, rng)
     distractors = _pick_distractors(
         ev, anchor.span, [s.span for s in pool], k["options"] - 1, k["distractors"], rng
     )
     if distractors is None:
-        return None
+        return Unsupported("no evidence segment apart from the anchor to offer as a distractor")
     inside = ev.frames_in(anchor.span)
     query_t = float(ev.timestamps[inside[len(inside) // 2]])
     return _options_question(
@@ -190,7 +202,7 @@ def grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candid
     )
 
 
-def ordering(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | None:
+def ordering(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | Unsupported:
     k = knobs("ordering", level)
     min_gap = max(1.0, k["min_gap_fraction"] * ev.duration)
     pool = list(rng.permutation(_segment_pool(ev)))
@@ -204,7 +216,7 @@ def ordering(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candida
         if len(chosen) == k["clips"]:
             break
     if len(chosen) < 2:
-        return None
+        return Unsupported(f"fewer than 2 evidence segments {min_gap:.1f} s or more apart")
     shown = list(rng.permutation(len(chosen)))  # any order, the identity included: no constant answer
     clips = [chosen[i] for i in shown]
     query = []
@@ -226,11 +238,11 @@ def ordering(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candida
     )
 
 
-def arrow_of_time(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | None:
+def arrow_of_time(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | Unsupported:
     k = knobs("arrow_of_time", level)
     pool = [s for s in _segment_pool(ev) if len(ev.frames_in(s.span)) >= k["frames"]]
     if not pool:
-        return None
+        return Unsupported(f"no evidence segment holds {k['frames']} sampled frames")
     pool.sort(key=lambda s: -s.parts.get("motion", 0.0))
     top = pool[: max(1, int(np.ceil(k["motion_rank"] * len(pool))))]
     seg = top[int(rng.integers(len(top)))]
@@ -256,20 +268,20 @@ def arrow_of_time(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Ca
     )
 
 
-def what_next(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | None:
+def what_next(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | Unsupported:
     k = knobs("what_next", level)
     gap = k["gap_s"]
     moments = [s for s in _segment_pool(ev) if s.end_s + gap <= ev.duration - 1e-6]
     if not moments:
-        return None
+        return Unsupported(f"no evidence segment ends {gap:.1f} s or more before the video does")
     seg = _weighted_pick(moments, rng)
     t = float(ev.timestamps[ev.frame_index(seg.end_s - 1e-3)])
     nxt = float(ev.timestamps[ev.frame_index(t + gap)])
     if nxt <= t:
-        return None
+        return Unsupported("no sampled frame follows the chosen moment")
     far = [float(x) for x in ev.timestamps if abs(x - nxt) > max(2 * gap, 1.5) and abs(x - t) > gap]
     if len(far) < k["options"] - 1:
-        return None
+        return Unsupported("too few frames far from the moment to offer as distractors")
     target = ev.pooled[ev.frame_index(nxt)]
     if k["distractors"] == "random":
         picks = list(rng.choice(len(far), size=k["options"] - 1, replace=False))
@@ -284,7 +296,7 @@ def what_next(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candid
             if len(picks) == k["options"] - 1:
                 break
         if len(picks) < k["options"] - 1:
-            return None
+            return Unsupported("too few dissimilar frames to offer as distractors")
     times = [nxt, *[far[i] for i in picks]]
     order = rng.permutation(len(times))
     query = [{"label": "Moment", "times": [t]}]
@@ -301,11 +313,11 @@ def what_next(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candid
     )
 
 
-def counting(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | None:
+def counting(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | Unsupported:
     k = knobs("counting", level)
     cuts = ev.cuts
     if not cuts:
-        return None
+        return Unsupported("one shot: there are no cuts to count")
     # Window bounds are sampled instants at least CUT_MARGIN_S from every cut, so one sampled frame
     # more or less cannot change the count. The count is drawn first (0 included), then a window.
     bounds = [float(t) for t in ev.timestamps if all(abs(t - c) >= CUT_MARGIN_S for c in cuts)]
@@ -321,7 +333,7 @@ def counting(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candida
             if n <= k["max_cuts"]:
                 windows.setdefault(n, []).append((a, b))
     if len(windows) < 2:  # a single possible count would be a constant answer
-        return None
+        return Unsupported("every window of the allowed lengths holds the same number of cuts")
     n = sorted(windows)[int(rng.integers(len(windows)))]
     a, b = windows[n][int(rng.integers(len(windows[n])))]
     inside = tuple(s for s in ev.of_level("shot") if a < s.start_s < b)
@@ -339,7 +351,7 @@ def counting(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candida
     )
 
 
-def semantic_grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | None:
+def semantic_grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) -> Candidate | Unsupported:
     k = knobs("semantic_grounding", level)
     pool = sorted(_segment_pool(ev), key=lambda s: (s.start_s, s.end_s))
     names: dict[str, list[SegmentView]] = {}
@@ -356,17 +368,20 @@ def semantic_grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) 
         if not earlier and len(without) >= k["options"] - 2:
             usable.append((name, first, segs[1:], without))
     if not usable:
-        return None
+        return Unsupported(
+            f"no label the miner scores {k['min_score']:.2f} or more is absent before it first appears "
+            "with segments without it left to offer as distractors"
+        )
     name, first, later, without = usable[int(rng.integers(len(usable)))]
     distractors: list[Span] = []
     if k["later_distractor"]:
         distractors += [s.span for s in later if _spans_apart(s.span, first.span)][:1]
     rest = _pick_distractors(ev, first.span, without, k["options"] - 1 - len(distractors), "random", rng, 0)
     if rest is None:
-        return None
+        return Unsupported("no segment without the label to offer as a distractor")
     distractors += [r for r in rest if all(_spans_apart(r, d) for d in distractors)]
     if not distractors:
-        return None
+        return Unsupported("no segment without the label to offer as a distractor")
     return _options_question(
         "semantic_grounding",
         level,
@@ -379,7 +394,7 @@ def semantic_grounding(ev: VideoEvidence, level: int, rng: np.random.Generator) 
     )
 
 
-BUILDERS: dict[str, Callable[[VideoEvidence, int, np.random.Generator], Candidate | None]] = {
+BUILDERS: dict[str, Callable[[VideoEvidence, int, np.random.Generator], Candidate | Unsupported]] = {
     "grounding": grounding,
     "ordering": ordering,
     "arrow_of_time": arrow_of_time,
@@ -417,9 +432,30 @@ def propose(
             if made == want:
                 break
             cand = BUILDERS[family](ev, level, rng)
-            if cand is None or _signature(cand) in seen:
+            if isinstance(cand, Unsupported) or _signature(cand) in seen:
                 continue
             seen.add(_signature(cand))
             out.append(cand)
             made += 1
+    return out
+
+
+def family_support(
+    ev: VideoEvidence, families: Sequence[str] = FAMILIES, level: int = 0, tries: int = 12, seed: int = 0
+) -> dict[str, str | None]:
+    """Per family, None when the video supports it at `level`, else why not (the most frequent reason
+    over `tries` draws): what a run reports for a video that got no question."""
+    rng = np.random.default_rng([seed, ev.video_id or 0])
+    out: dict[str, str | None] = {}
+    for family in families:
+        reasons: Counter[str] = Counter()
+        for _ in range(tries):
+            made = BUILDERS[family](ev, level, rng)
+            if not isinstance(made, Unsupported):
+                break
+            reasons[made.reason] += 1
+        else:
+            out[family] = reasons.most_common(1)[0][0]
+            continue
+        out[family] = None
     return out
