@@ -1,6 +1,6 @@
 """Is the evidence in nano's inputs? Frozen-feature ceilings, projected-token geometry, a retrieval probe.
 
-Run: python bench/perception.py --nano DIR [--scenes 4] [--probe-steps 40] [--out FILE]
+Run: python bench/perception.py --nano DIR [--scenes 4] [--probe-steps 40] [--matching-steps 100] [--out FILE]
 On generated validation scenes (never held out) and the loop's template questions:
 1. per family, the accuracy of a nearest-neighbour rule on the frozen EfficientNet-Lite0 features nano
    sees (pooled per frame, cosine): the query image's best-matching frame picks the option span
@@ -10,7 +10,10 @@ On generated validation scenes (never held out) and the loop's template question
 2. the geometry of the checkpoint's frame tokens against the LM's word embeddings (norm; mean cosine
    between frames, before and after the projector): tokens that all point one way are hard to tell apart;
 3. with --probe-steps, a retrieval probe: LoRA supervised steps on "at which second is the Query image
-   (a frame of the video) shown?", then greedy exact-frame accuracy on other scenes against chance.
+   (a frame of the video) shown?", then greedy exact-frame accuracy on other scenes against chance;
+4. with --matching-steps, the query-frame matching drills (`solver.matching`): full-LM steps from the
+   checkpoint on drills of the warm-up scenes, then greedy accuracy on drills of the validation scenes
+   beside the best constant letter.
 Prints figures; never asserts them.
 """
 
@@ -88,6 +91,7 @@ def main() -> None:
     parser.add_argument("--per-video", type=int, default=40, help="template questions per scene")
     parser.add_argument("--probe-steps", type=int, default=0, help="retrieval probe steps (0: skip)")
     parser.add_argument("--probe-lr", type=float, default=5e-4)
+    parser.add_argument("--matching-steps", type=int, default=0, help="matching drill steps (0: skip)")
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
 
@@ -222,6 +226,35 @@ def main() -> None:
             f"({report.seconds:.0f} s), loss {report.first_loss:.2f} -> {report.last_loss:.2f}; exact-frame "
             f"accuracy {np.mean(hits):.3f} ± {np.std(hits, ddof=1) / np.sqrt(len(hits)):.3f} on {len(held)} (chance {1 / len(held[0][0].video.frames):.3f}); "
             f"{len(answers)} distinct answers"
+        )
+    # 4. matching drills
+    if args.matching_steps:
+        from collections import Counter
+
+        from videozero.questioner.evidence import load_video_evidence
+        from videozero.solver.matching import MatchingConfig, matching_drills
+        from videozero.solver.warmup import matching_steps
+
+        def evidence(kind: str, count: int) -> list:
+            mined = mine_videos(store, generated_scenes(work, kind, count), cache_dir=work / "cache")
+            ids = [r.video_id for r in mined.results if r.video_id is not None]
+            return [load_video_evidence(store, v, work / "cache") for v in ids]
+
+        m = MatchingConfig(steps=args.matching_steps)
+        train = matching_drills(evidence("warmup_scene", 16), m.drills, m, seed=0)
+        held = matching_drills(evidence("validation_scene", args.scenes), 200, m, seed=1)
+        lm = load_model(args.nano, device="cpu")  # from the checkpoint, not after the retrieval probe
+        report = matching_steps(lm, train, WarmupConfig(lora=None, matching=m))
+        outs = TransformersEngine(lm, 16).generate([r for r, _ in held], qcfg.solver_sampling.greedy)
+        said = [parse_answer(o[0].text, require_evidence=False).answer for o in outs]
+        hits = np.array([a == t[len("<answer>")] for a, (_, t) in zip(said, held, strict=True)], float)
+        letters = Counter(t[len("<answer>")] for _, t in held)
+        console.print(
+            f"matching drills: {report.steps} full-LM steps x {m.batch_size} ({report.seconds:.0f} s), loss "
+            f"{report.first_loss:.2f} -> {report.last_loss:.2f}; accuracy on {len(held)} drills of the "
+            f"validation scenes {hits.mean():.3f} ± {hits.std(ddof=1) / np.sqrt(len(hits)):.3f} (best constant "
+            f"{letters.most_common(1)[0][1] / len(held):.3f}, chance {1 / m.options:.3f}); answers "
+            f"{dict(Counter(said).most_common(3))}"
         )
     if args.out:
         Path(args.out).write_text(console.export_text())

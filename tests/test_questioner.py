@@ -516,3 +516,54 @@ def test_a_long_video_without_questions_is_reported_with_each_familys_reason(min
     table = coverage_table(list(rows.values()))
     assert table is not None and table.row_count == 1
     assert coverage_table([rows[videos[with_questions]]]) is None
+
+
+def _frame_index(frames: np.ndarray, view: np.ndarray) -> int:
+    """Which frame of `frames` the view `view` is (by its address: generated shots repeat frames)."""
+    offset = view.__array_interface__["data"][0] - frames.__array_interface__["data"][0]
+    return offset // frames[0].nbytes
+
+
+def test_matching_drills_are_true_to_the_frames_and_train_with_the_warmup_settings(mined, tmp_path):
+    """Each drill's answer is the option shown near the Query, and it is the option most like the Query
+    by the frozen frame embedding; letters are spread; a static shot gives no drill; steps run."""
+    from collections import Counter
+
+    from videozero.models.loader import load_model
+    from videozero.solver.matching import MATCH_QUESTION, MatchingConfig, matching_drills
+    from videozero.solver.warmup import WarmupConfig, matching_steps
+
+    store, root, _, videos = mined
+    evidence = [load_video_evidence(store, v, root / "cache") for v in videos]
+    config = MatchingConfig(options=3)
+    drills = matching_drills(evidence, 60, config, seed=3)
+    assert len(drills) == 60
+    frames = {id(ev): ev for ev in evidence}
+    letters = Counter()
+    for request, target in drills:
+        assert request.question == MATCH_QUESTION and request.video is None
+        (_, query), *options = request.images
+        assert [label for label, _ in options] == ["Option A", "Option B", "Option C"]
+        answer = re.fullmatch(r"<answer>([A-C])</answer>", target).group(1)
+        letters[answer] += 1
+        ev = next(e for e in frames.values() if np.shares_memory(query, e.frames))
+        i, *picked = (_frame_index(ev.frames, img) for img in (query, *(img for _, img in options)))
+        right = picked["ABC".index(answer)]
+        assert abs(ev.timestamps[right] - ev.timestamps[i]) <= config.near_s + 1e-6
+        sims = [float(ev.pooled[k] @ ev.pooled[i]) for k in picked]
+        assert max(range(3), key=sims.__getitem__) == "ABC".index(answer)
+        assert all(abs(ev.timestamps[k] - ev.timestamps[i]) >= config.far_s for k in picked if k != right)
+    assert min(letters.values()) >= 10, letters
+
+    still = tmp_path / "still.mp4"
+    write_clip(ClipSpec(shots=[ShotSpec(duration_s=6.0, pattern="flat")], events=[], seed=7), still)
+    from videozero.evidence.mine import mine_videos
+
+    [result] = mine_videos(store, [still], cache_dir=root / "cache").results
+    static = load_video_evidence(store, result.video_id, root / "cache")
+    assert matching_drills([static], 10, config) == []
+
+    lm = load_model(tiny_qwen_dir("qwen3_vl"))
+    w = WarmupConfig(lora=None, matching=MatchingConfig(steps=3, batch_size=4, micro_batch_size=2, lr=1e-3))
+    report = matching_steps(lm, drills[:12], w)
+    assert report.steps == 3 and report.examples == 12 and np.isfinite(report.last_loss)

@@ -304,7 +304,7 @@ def warmup_path(
     out = config.workdir_path / "models" / f"{name}-warmup-{tag}"
     if (out / "config.json").exists():
         return str(out)
-    from videozero.solver.warmup import warmup, warmup_tasks
+    from videozero.solver.warmup import matching_steps, warmup, warmup_tasks
 
     train_q = []
     if families:
@@ -318,7 +318,25 @@ def warmup_path(
             "the warm-up found no template question on the training videos: add longer videos with "
             "several shots or events, or set learner.warmup.source to generated."
         )
-    _train_and_save(base, out, lambda lm, step: warmup(lm, train_q, w, step), "warm-up", w.steps, progress)
+    drills = []
+    if families and w.matching.steps:
+        from videozero.questioner.evidence import load_video_evidence
+        from videozero.solver.matching import matching_drills
+
+        cache = config.workdir_path / "cache"
+        evidence = [load_video_evidence(store, v, cache) for v in videos]
+        drills = matching_drills(evidence, w.matching.drills, w.matching, w.seed)
+
+    def drilled(step: int, loss: float) -> None:
+        if progress is not None:
+            progress("matching drills", step, w.matching.steps, f"loss {loss:.3f}")
+
+    def train(lm, step: Callable[[int, float], None]) -> None:
+        if drills:
+            matching_steps(lm, drills, w, drilled)
+        warmup(lm, train_q, w, step)
+
+    _train_and_save(base, out, train, "warm-up", w.steps, progress)
     return str(out)
 
 

@@ -26,6 +26,7 @@ from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import Request, build_batch, token_logprobs
 from videozero.solver.grpo_config import LoraSettings
+from videozero.solver.matching import MatchingConfig
 from videozero.solver.rollout import SolverQuestion
 from videozero.solver.training import param_groups, prepare_trainable, seed_everything, trainable_count
 
@@ -62,6 +63,10 @@ class WarmupConfig(BaseModel):
     projector_lr: float = Field(1e-3, ge=0, description="learning rate of the projector (0: frozen)")
     warmup_fraction: float = Field(0.1, ge=0, le=1, description="linear learning-rate warm-up, then cosine")
     lora: LoraSettings | None = Field(default_factory=lambda: LoraSettings(r=16, alpha=32))
+    matching: MatchingConfig = Field(
+        default_factory=MatchingConfig,
+        description="query-frame matching drills on the training videos before the family targets",
+    )
     train_tasks: int = Field(160, ge=1, description="generated training tasks")
     heldout_tasks: int = Field(32, ge=0, description="generated held-out tasks")
     seed: int = 0
@@ -161,6 +166,26 @@ def supervised_steps(
         seconds=round(seconds, 1),
         seconds_per_step=round(seconds / max(1, steps), 2),
     )
+
+
+def matching_steps(
+    lm: LoadedModel,
+    drills: Sequence[tuple[Request, str]],
+    config: WarmupConfig,
+    progress: Callable[[int, float], None] | None = None,
+) -> WarmupReport:
+    """`config.matching.steps` supervised steps on matching drills (`solver.matching`), with the
+    warm-up's adapter, projector rate and schedule shape but the drills' batch and learning rate."""
+    m = config.matching
+    drill_config = config.model_copy(
+        update={
+            "steps": m.steps,
+            "batch_size": m.batch_size,
+            "micro_batch_size": m.micro_batch_size,
+            "lr": m.lr,
+        }
+    )
+    return supervised_steps(lm, [r for r, _ in drills], [t for _, t in drills], drill_config, progress)
 
 
 def warmup_tasks(config: WarmupConfig, clip_dir: str | Path | None = None):

@@ -1,0 +1,77 @@
+"""Query-frame matching: short supervised drills that teach the learner to compare frames.
+
+Every family asks the solver to relate still images to each other or to the video (the scene of the
+Query, what comes after the Moment, the order of clips). A small LM whose projector was aligned on
+single-frame captions does not learn that comparison from the family warm-up's long prompts in its
+budget; on short prompts it does (nano, 100 full-LM steps: 0.79 on frames of held-apart generated
+scenes, chance 0.5). A drill shows a Query frame of a training video and option frames: one shown within
+`near_s` of the Query, the others at least `far_s` away and less like the Query by the frozen frame
+embedding than the near one (so the constructed answer agrees with what the features can tell).
+Answers are known by construction; only training videos are used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from videozero.models.prompt import Request
+from videozero.question_prompt import option_letter
+from videozero.questioner.evidence import VideoEvidence
+
+MATCH_QUESTION = (
+    "Which option image shows the same scene as the image labelled Query? "
+    "Give only the letter inside <answer></answer>."
+)
+
+
+class MatchingConfig(BaseModel):
+    """Matching drills before the family warm-up (0 steps, the default: none; see bench/perception.py
+    --matching-steps for what they teach and the closing notes for what they did not transfer)."""
+
+    steps: int = Field(0, ge=0, description="optimiser steps of matching drills")
+    drills: int = Field(1600, ge=1, description="drills drawn from the training videos")
+    options: int = Field(2, ge=2, le=5)
+    near_s: float = Field(1.0, ge=0, description="the matching option is shown within this of the Query")
+    far_s: float = Field(4.0, gt=0, description="distractors are shown at least this far from the Query")
+    batch_size: int = Field(16, ge=1)
+    micro_batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-4, gt=0)
+
+
+def matching_drills(
+    videos: Sequence[VideoEvidence], count: int, config: MatchingConfig | None = None, seed: int = 0
+) -> list[tuple[Request, str]]:
+    """Up to `count` (request, target) drills on the videos' dense frames; fewer when the videos hold
+    no pair of frames far apart and unlike each other (one static shot)."""
+    config = config or MatchingConfig()
+    rng = np.random.default_rng(seed)
+    usable = [ev for ev in videos if len(ev.timestamps) >= 2]
+    out: list[tuple[Request, str]] = []
+    for _ in range(count * 4):
+        if len(out) == count or not usable:
+            break
+        ev = usable[int(rng.integers(len(usable)))]
+        drill = _drill(ev, config, rng)
+        if drill is not None:
+            out.append(drill)
+    return out
+
+
+def _drill(ev: VideoEvidence, config: MatchingConfig, rng: np.random.Generator) -> tuple[Request, str] | None:
+    t = ev.timestamps
+    i = int(rng.integers(len(t)))
+    near = np.flatnonzero(np.abs(t - t[i]) <= config.near_s + 1e-6)
+    j = int(near[rng.integers(len(near))])
+    sims = ev.pooled @ ev.pooled[i]
+    far = np.flatnonzero((np.abs(t - t[i]) >= config.far_s) & (sims < sims[j]))
+    if len(far) < config.options - 1:
+        return None
+    picks = [j, *(int(x) for x in rng.choice(far, size=config.options - 1, replace=False))]
+    order = rng.permutation(len(picks))
+    images = [("Query", ev.frames[i])]
+    images += [(f"Option {option_letter(k)}", ev.frames[picks[p]]) for k, p in enumerate(order)]
+    answer = option_letter(int(np.flatnonzero(order == 0)[0]))
+    return Request(MATCH_QUESTION, images=tuple(images)), f"<answer>{answer}</answer>"
