@@ -1,10 +1,17 @@
-"""Does nano learn? Held-out accuracy and IoU before and after the warm-up and after each GRPO round.
+"""Does nano learn the loop's families? Accuracy and IoU per family before and after the warm-up and
+after each GRPO round, beside each family's best constant answer and span.
 
-Run: python bench/learning.py --nano DIR [--rounds 2] [--steps 4] [--prompts 8] [--group 8] [--out FILE]
-Generated clips (8 frames, 0.5 s apart, 112 px), tasks with answers known by construction; held-out
-tasks come from disjoint seeds. Greedy decoding for the held-out scores, as the method's protocol. The
-best constant answer and the best constant span of each family are printed beside the scores: a family
-whose constant answer scores well measures nothing. Prints figures; never asserts them.
+Run: python bench/learning.py --nano DIR [--train-scenes 16] [--eval-scenes 6] [--warmup-steps N]
+     [--rounds 2] [--steps 4] [--prompts 4] [--group 4] [--out FILE]
+
+The questions are the loop's own template families (grounding, ordering, arrow_of_time, what_next,
+counting, semantic_grounding) at every level, built on generated scenes with answers and evidence known
+by construction. Training questions come from the warm-up scene set, scored questions from the
+validation scene set (other seeds: no scene is in both, and neither is a default run's held-out scene),
+both at the default preset's solver sampling. The warm-up and GRPO recipes are the default preset's
+unless overridden. Greedy decoding, as the method's protocol. Every accuracy is printed beside the best
+constant answer of the same questions, and every checkpoint's change against the warm-up with its
+paired standard error. Prints figures; never asserts them.
 """
 
 from __future__ import annotations
@@ -29,14 +36,16 @@ quiet_libraries()  # figures, not library chatter (before transformers is import
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nano", required=True, help="nano checkpoint directory (`videozero model init`)")
-    parser.add_argument("--train-tasks", type=int, default=96)
-    parser.add_argument("--heldout-tasks", type=int, default=32)
-    parser.add_argument("--warmup-steps", type=int, default=40)
+    parser.add_argument("--train-scenes", type=int, default=16, help="generated scenes trained on")
+    parser.add_argument("--eval-scenes", type=int, default=6, help="generated scenes scored on")
+    parser.add_argument("--per-video", type=int, default=48, help="template questions per training scene")
+    parser.add_argument("--eval-per-video", type=int, default=40, help="template questions per scored scene")
+    parser.add_argument("--warmup-steps", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--full", action="store_true", help="warm up the full LM (default: the preset's LoRA)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=4, help="GRPO steps per round")
-    parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=None, help="LM learning rate (default: GRPOConfig's)")
+    parser.add_argument("--steps", type=int, default=None, help="GRPO steps per round (default: the preset's)")
+    parser.add_argument("--prompts", type=int, default=None, help="prompts per GRPO step (default: the preset's)")
+    parser.add_argument("--group", type=int, default=None, help="samples per prompt (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
@@ -45,94 +54,125 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from videozero.evaluation.baselines import ScoredTruth, best_constant_answer, best_constant_span, paired_change
+    from videozero.evidence.mine import mine_videos
+    from videozero.loop import open_run_store
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
-    from videozero.solver.grpo import GRPOTrainer, questions_from_tasks
-    from videozero.solver.grpo_config import GRPOConfig
+    from videozero.questioner.supervision import template_targets
+    from videozero.run_config import load_run_config
+    from videozero.solver.grpo import GRPOTrainer
     from videozero.solver.heldout import heldout_scores
-    from videozero.solver.tasks import FAMILIES, constant_baseline, make_tasks
-    from videozero.solver.warmup import WarmupConfig, warmup
+    from videozero.solver.warmup import warmup
+    from videozero.video.samples import generated_scenes
 
     torch.set_num_threads(2)
-    console = Console(record=True, width=140)
-    clips = Path(tempfile.mkdtemp(prefix="vz-bench-learning-"))
-    train_tasks = make_tasks(args.train_tasks, seed=args.seed * 2 + 11, clip_dir=clips)
-    held_tasks = make_tasks(args.heldout_tasks, seed=args.seed * 2 + 12, clip_dir=clips)
-    train, held = questions_from_tasks(train_tasks), questions_from_tasks(held_tasks)
-    base = constant_baseline(held_tasks)
+    console = Console(record=True, width=180)
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="vz-bench-learning-"))
+    config = load_run_config("default", workdir=str(work), run_name="bench-learning")
+    store = open_run_store(config)
+    cache = work / "cache"
+
+    def mined(kind: str, count: int) -> list[int]:
+        report = mine_videos(store, generated_scenes(work, kind, count), cache_dir=cache)
+        return [r.video_id for r in report.results if r.video_id is not None]
+
+    q = config.questioner
+    train = template_targets(
+        store, mined("warmup_scene", args.train_scenes), q, args.per_video, [0, 1, 2, 3], args.seed, cache
+    )
+    scored = template_targets(
+        store, mined("validation_scene", args.eval_scenes), q, args.eval_per_video, [0, 1, 2, 3], args.seed + 9, cache
+    )
+    families = sorted({x.family for x in scored})
+    truths = {
+        f: [ScoredTruth(i, x.family, x.kind, x.answer, tuple(x.evidence), x.duration) for i, x in enumerate(scored) if x.family == f]
+        for f in families
+    }
+    console.print(
+        f"{len(train)} training questions on {args.train_scenes} scenes, {len(scored)} scored questions on "
+        f"{args.eval_scenes} other scenes ({', '.join(f'{f} {len(truths[f])}' for f in families)}); "
+        f"written and mined in {time.perf_counter() - started:.0f} s"
+    )
+
     lm = load_model(args.nano, device="cpu")
     rows: list[tuple[str, object, float]] = []
 
     def evaluate(stage: str, seconds: float) -> None:
-        scores = heldout_scores(TransformersEngine(lm, 16), held)
+        t = time.perf_counter()
+        scores = heldout_scores(TransformersEngine(lm, 16), scored, max_new_tokens=q.solver_sampling.max_new_tokens)
         rows.append((stage, scores, seconds))
         console.print(
-            f"[bold]{stage}[/]: reward {scores.reward:.3f} (se {scores.stderr:.3f}), accuracy {scores.accuracy:.2f}, "
-            f"IoU {scores.iou:.2f}, format {scores.format_rate:.0%}, {seconds:.0f} s"
+            f"[bold]{stage}[/]: accuracy {scores.accuracy:.3f}, IoU {scores.iou:.3f}, format {scores.format_rate:.0%} "
+            f"(trained {seconds:.0f} s, scored in {time.perf_counter() - t:.0f} s)"
         )
 
-    started = time.perf_counter()
     evaluate("nano", 0.0)
-    wcfg = WarmupConfig(steps=args.warmup_steps, seed=args.seed)
+    wcfg = config.learner.warmup.model_copy(update={"seed": args.seed})
+    if args.warmup_steps is not None:
+        wcfg = wcfg.model_copy(update={"steps": args.warmup_steps})
+    if args.full:
+        wcfg = wcfg.model_copy(update={"lora": None})
     t = time.perf_counter()
     report = warmup(lm, train, wcfg)
     console.print(
         f"warm-up: {report.steps} steps x {wcfg.batch_size}, loss {report.first_loss:.2f} -> {report.last_loss:.2f}, "
-        f"{report.seconds_per_step:.1f} s/step"
+        f"{report.seconds_per_step:.1f} s/step, {report.trainable:,} trainable"
     )
     evaluate("after warm-up", time.perf_counter() - t)
-    overrides = {"lr": args.lr} if args.lr else {}
-    gcfg = GRPOConfig(
-        steps=args.steps,
-        prompts_per_step=args.prompts,
-        group_size=args.group,
-        seed=args.seed,
-        lora=None,
-        **overrides,
-    )
-    trainer = GRPOTrainer(lm, gcfg)  # the warm-up's LoRA adapter is already on the model: trained on
+    updates = {"seed": args.seed}
+    for key, value in (("steps", args.steps), ("prompts_per_step", args.prompts), ("group_size", args.group)):
+        if value is not None:
+            updates[key] = value
+    gcfg = config.solver.model_copy(update=updates)
+    trainer = GRPOTrainer(lm, gcfg)  # trains whatever the warm-up made trainable (its LoRA, or the full LM)
     for r in range(1, args.rounds + 1):
         t = time.perf_counter()
         out = trainer.train(train)
         for s in out.steps:
             console.print(
                 f"  step {s.step}: reward {s.reward:.3f} acc {s.accuracy:.2f} IoU {s.iou:.2f} format {s.format_rate:.0%} "
-                f"groups kept {s.groups_kept}/{s.groups} anchored {s.anchored} "
-                f"rollout {s.seconds_rollout:.0f} s update {s.seconds_update:.0f} s"
+                f"groups kept {s.groups_kept}/{s.groups} rollout {s.seconds_rollout:.0f} s update {s.seconds_update:.0f} s"
             )
         evaluate(f"after GRPO round {r}", time.perf_counter() - t)
 
-    table = Table(title=f"held-out ({len(held)} tasks, greedy): accuracy / mean IoU per family")
+    table = Table(title=f"{len(scored)} scored questions (greedy): accuracy / mean IoU per family")
     table.add_column("stage")
-    for fam in FAMILIES:
-        table.add_column(fam, justify="right")
-    table.add_column("mean reward", justify="right")
-    table.add_column("format", justify="right")
-    table.add_column("seconds", justify="right")
+    for fam in families:
+        table.add_column(f"{fam} ({len(truths[fam])})", justify="right")
+    table.add_column("all", justify="right")
+    table.add_column("accuracy vs warm-up", justify="right")
+    consts = {f: (best_constant_answer(truths[f]), best_constant_span(truths[f])) for f in families}
+    const_all = sum(consts[f][0][1] * len(truths[f]) for f in families) / max(1, len(scored))
     table.add_row(
         "best constant",
-        *[f"{base[f].accuracy:.2f} / {base[f].iou:.2f}" for f in FAMILIES],
-        "",
-        "",
+        *[f"{consts[f][0][1]:.2f} / {consts[f][1][1]:.2f} ({consts[f][0][0]})" for f in families],
+        f"{const_all:.2f}",
         "",
         style="dim",
     )
-    for stage, s, seconds in rows:
+    warm = rows[1][1]
+    for stage, s, _ in rows:
+        change = paired_change(list(zip(s.per_question_accuracy, warm.per_question_accuracy, strict=True)))
         table.add_row(
             stage,
-            *[f"{s.families[f]['accuracy']:.2f} / {s.families[f]['iou']:.2f}" for f in FAMILIES],
-            f"{s.reward:.3f} ± {s.stderr:.3f}",
-            f"{s.format_rate:.0%}",
-            f"{seconds:.0f}",
+            *[f"{s.families[f]['accuracy']:.2f} / {s.families[f]['iou']:.2f}" for f in families],
+            f"{s.accuracy:.2f} / {s.iou:.2f}",
+            "" if s is warm else str(change),
         )
     console.print(table)
+    beats = [f for f in families if rows[1][1].families[f]["accuracy"] >= consts[f][0][1] + 0.10]
     console.print(
-        f"recipe: warm-up {wcfg.model_dump(exclude={'lora'})} lora r={wcfg.lora.r if wcfg.lora else 0}; "
-        f"GRPO {gcfg.model_dump(include={'lr', 'projector_lr', 'temperature', 'prompts_per_step', 'group_size', 'kl_coef', 'format_floor', 'token_selective', 'skip_zero_variance'})}"
+        f"after the warm-up, {len(beats)} of {len(families)} families beat their best constant answer by 10 points"
+        + (f" ({', '.join(beats)})" if beats else "")
     )
     console.print(
-        f"total {time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.1f} on 2 cores"
+        f"recipe: warm-up {wcfg.model_dump(exclude={'lora', 'matching'})} lora r={wcfg.lora.r if wcfg.lora else 0} "
+        f"matching steps {wcfg.matching.steps}; GRPO "
+        f"{gcfg.model_dump(include={'steps', 'lr', 'temperature', 'prompts_per_step', 'group_size', 'kl_coef', 'token_selective'})}"
     )
+    console.print(f"total {time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.1f} on 2 cores")
     if args.out:
         Path(args.out).write_text(console.export_text())
 

@@ -252,6 +252,7 @@ def test_grpo_raises_heldout_reward_beyond_noise_and_checkpoint_scores_the_same(
     greedy = heldout_scores(TransformersEngine(trainer.lm, 32), held, max_new_tokens=32)
     reloaded = heldout_scores(TransformersEngine(load_model(path), 32), held, max_new_tokens=32)
     assert reloaded.per_question == greedy.per_question
+    assert sum(greedy.per_question_accuracy) / len(held) == pytest.approx(greedy.accuracy)
 
 
 def test_train_solver_round_saves_and_records(tmp_path, sqlite_url: str) -> None:

@@ -28,6 +28,7 @@ class HeldoutScores:
     format_rate: float
     per_question: list[float]
     families: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_question_accuracy: list[float] = field(default_factory=list)
 
     @property
     def stderr(self) -> float:
@@ -69,6 +70,7 @@ def heldout_scores(
     )
     generated = engine.generate([q.request for q in questions], params)
     per_q: list[float] = []
+    per_q_acc: list[float] = []
     totals = defaultdict(lambda: defaultdict(float))
     for q, outs in zip(questions, generated, strict=True):
         if q.answer is None:
@@ -82,6 +84,7 @@ def heldout_scores(
             "format": sum(s.parsed.format_ok for s in scored) / k,
         }
         per_q.append(part["reward"])
+        per_q_acc.append(part["accuracy"])
         for fam in {"all", q.family or "all"}:
             for key, value in part.items():
                 totals[fam][key] += value
@@ -100,4 +103,5 @@ def heldout_scores(
         format_rate=allt["format"] / n,
         per_question=per_q,
         families=families,
+        per_question_accuracy=per_q_acc,
     )
