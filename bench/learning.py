@@ -2,7 +2,7 @@
 after each GRPO round, beside each family's best constant answer and span.
 
 Run: python bench/learning.py --nano DIR [--train-scenes 16] [--eval-scenes 6] [--warmup-steps N]
-     [--rounds 2] [--steps 4] [--prompts 4] [--group 4] [--out FILE]
+     [--rounds 2] [--steps 4] [--prompts 4] [--group 4] [--temperature T] [--out FILE]
 
 The questions are the loop's own template families (grounding, ordering, arrow_of_time, what_next,
 counting, semantic_grounding) at every level, built on generated scenes with answers and evidence known
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="GRPO steps per round (default: the preset's)")
     parser.add_argument("--prompts", type=int, default=None, help="prompts per GRPO step (default: the preset's)")
     parser.add_argument("--group", type=int, default=None, help="samples per prompt (default: the preset's)")
+    parser.add_argument("--temperature", type=float, default=None, help="GRPO sampling temperature (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
@@ -122,7 +123,7 @@ def main() -> None:
     )
     evaluate("after warm-up", time.perf_counter() - t)
     updates = {"seed": args.seed}
-    for key, value in (("steps", args.steps), ("prompts_per_step", args.prompts), ("group_size", args.group)):
+    for key, value in (("steps", args.steps), ("prompts_per_step", args.prompts), ("group_size", args.group), ("temperature", args.temperature)):
         if value is not None:
             updates[key] = value
     gcfg = config.solver.model_copy(update=updates)
