@@ -41,12 +41,23 @@ def main() -> None:
     parser.add_argument("--per-video", type=int, default=48, help="template questions per training scene")
     parser.add_argument("--eval-per-video", type=int, default=40, help="template questions per scored scene")
     parser.add_argument("--warmup-steps", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--full", action="store_true", help="warm up the full LM (default: the preset's LoRA)")
+    parser.add_argument(
+        "--full", action="store_true", help="warm up the full LM (default: the preset's LoRA)"
+    )
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=None, help="GRPO steps per round (default: the preset's)")
-    parser.add_argument("--prompts", type=int, default=None, help="prompts per GRPO step (default: the preset's)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="GRPO steps per round (default: the preset's)"
+    )
+    parser.add_argument(
+        "--prompts", type=int, default=None, help="prompts per GRPO step (default: the preset's)"
+    )
     parser.add_argument("--group", type=int, default=None, help="samples per prompt (default: the preset's)")
-    parser.add_argument("--temperature", type=float, default=None, help="GRPO sampling temperature (default: the preset's)")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="GRPO sampling temperature (default: the preset's)"
+    )
+    parser.add_argument(
+        "--skip-base", action="store_true", help="do not score the checkpoint before the warm-up"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
@@ -55,7 +66,12 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from videozero.evaluation.baselines import ScoredTruth, best_constant_answer, best_constant_span, paired_change
+    from videozero.evaluation.baselines import (
+        ScoredTruth,
+        best_constant_answer,
+        best_constant_span,
+        paired_change,
+    )
     from videozero.evidence.mine import mine_videos
     from videozero.loop import open_run_store
     from videozero.models.engines.transformers_engine import TransformersEngine
@@ -84,11 +100,21 @@ def main() -> None:
         store, mined("warmup_scene", args.train_scenes), q, args.per_video, [0, 1, 2, 3], args.seed, cache
     )
     scored = template_targets(
-        store, mined("validation_scene", args.eval_scenes), q, args.eval_per_video, [0, 1, 2, 3], args.seed + 9, cache
+        store,
+        mined("validation_scene", args.eval_scenes),
+        q,
+        args.eval_per_video,
+        [0, 1, 2, 3],
+        args.seed + 9,
+        cache,
     )
     families = sorted({x.family for x in scored})
     truths = {
-        f: [ScoredTruth(i, x.family, x.kind, x.answer, tuple(x.evidence), x.duration) for i, x in enumerate(scored) if x.family == f]
+        f: [
+            ScoredTruth(i, x.family, x.kind, x.answer, tuple(x.evidence), x.duration)
+            for i, x in enumerate(scored)
+            if x.family == f
+        ]
         for f in families
     }
     console.print(
@@ -102,14 +128,17 @@ def main() -> None:
 
     def evaluate(stage: str, seconds: float) -> None:
         t = time.perf_counter()
-        scores = heldout_scores(TransformersEngine(lm, 16), scored, max_new_tokens=q.solver_sampling.max_new_tokens)
+        scores = heldout_scores(
+            TransformersEngine(lm, 16), scored, max_new_tokens=q.solver_sampling.max_new_tokens
+        )
         rows.append((stage, scores, seconds))
         console.print(
             f"[bold]{stage}[/]: accuracy {scores.accuracy:.3f}, IoU {scores.iou:.3f}, format {scores.format_rate:.0%} "
             f"(trained {seconds:.0f} s, scored in {time.perf_counter() - t:.0f} s)"
         )
 
-    evaluate("nano", 0.0)
+    if not args.skip_base:
+        evaluate("nano", 0.0)
     wcfg = config.learner.warmup.model_copy(update={"seed": args.seed})
     if args.warmup_steps is not None:
         wcfg = wcfg.model_copy(update={"steps": args.warmup_steps})
@@ -123,7 +152,12 @@ def main() -> None:
     )
     evaluate("after warm-up", time.perf_counter() - t)
     updates = {"seed": args.seed}
-    for key, value in (("steps", args.steps), ("prompts_per_step", args.prompts), ("group_size", args.group), ("temperature", args.temperature)):
+    for key, value in (
+        ("steps", args.steps),
+        ("prompts_per_step", args.prompts),
+        ("group_size", args.group),
+        ("temperature", args.temperature),
+    ):
         if value is not None:
             updates[key] = value
     gcfg = config.solver.model_copy(update=updates)
@@ -153,7 +187,7 @@ def main() -> None:
         "",
         style="dim",
     )
-    warm = rows[1][1]
+    warm = next(s for stage, s, _ in rows if stage == "after warm-up")
     for stage, s, _ in rows:
         change = paired_change(list(zip(s.per_question_accuracy, warm.per_question_accuracy, strict=True)))
         table.add_row(
@@ -163,7 +197,7 @@ def main() -> None:
             "" if s is warm else str(change),
         )
     console.print(table)
-    beats = [f for f in families if rows[1][1].families[f]["accuracy"] >= consts[f][0][1] + 0.10]
+    beats = [f for f in families if warm.families[f]["accuracy"] >= consts[f][0][1] + 0.10]
     console.print(
         f"after the warm-up, {len(beats)} of {len(families)} families beat their best constant answer by 10 points"
         + (f" ({', '.join(beats)})" if beats else "")
@@ -173,7 +207,9 @@ def main() -> None:
         f"matching steps {wcfg.matching.steps}; GRPO "
         f"{gcfg.model_dump(include={'steps', 'lr', 'temperature', 'prompts_per_step', 'group_size', 'kl_coef', 'token_selective'})}"
     )
-    console.print(f"total {time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.1f} on 2 cores")
+    console.print(
+        f"total {time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.1f} on 2 cores"
+    )
     if args.out:
         Path(args.out).write_text(console.export_text())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from types import SimpleNamespace
 
 import numpy as np
@@ -137,6 +138,53 @@ def test_n_samples_and_finish_reasons() -> None:
     )
     assert [len(o) for o in out] == [5, 5]
     assert all(s.finish_reason in ("stop", "length") and s.logprobs is None for o in out for s in o)
+
+
+def _chain_writer(lm, prompt_end: int, text: str) -> list[int]:
+    """Edit nano's LM in place so that greedy decoding writes `text` after `prompt_end` and then repeats
+    its last two tokens: each layer's output projections are zeroed (the last hidden state is the last
+    token's embedding) and an untied head maps each token to the next. Returns the text's token ids."""
+    ids = lm.tokenizer(text, add_special_tokens=False).input_ids
+    chain = [prompt_end, *ids]
+    assert len(set(chain)) == len(chain), "the chain needs distinct tokens"
+    inner = lm.model.language_model
+    with torch.no_grad():
+        for layer in inner.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = inner.get_input_embeddings().weight
+        head = torch.nn.Linear(emb.shape[1], emb.shape[0], bias=False)
+        head.weight.zero_()
+        nexts = [*pairwise(chain), (chain[-1], chain[-2])]
+        for a, b in nexts:
+            head.weight[b] += 50 * emb[a] / emb[a].norm()
+    inner.lm_head = head
+    return ids
+
+
+def test_generation_stops_at_a_stop_string_and_keeps_it() -> None:
+    lm = load_model(nano_dir())
+    request = Request("Answer.")
+    prompt_end = int(build_batch(lm, [request]).input_ids[0, -1])
+    ids = _chain_writer(lm, prompt_end, "B</answer> more text")
+    engine = TransformersEngine(lm, batch_size=4)
+    free = engine.generate([request], SamplingParams(n=1, temperature=0.0, max_new_tokens=8))[0][0]
+    assert free.text.startswith("B</answer> more text") and free.finish_reason == "length"
+    for params in (
+        SamplingParams(n=1, temperature=0.0, max_new_tokens=8, stop=("</answer>",)),
+        SamplingParams(n=3, temperature=0.0, max_new_tokens=8, stop=("</answer>",), logprobs=True),
+    ):
+        for sample in engine.generate([request, request], params)[1]:
+            assert sample.text == "B</answer>" and sample.finish_reason == "stop"
+            stopped = len(lm.tokenizer("B</answer>", add_special_tokens=False).input_ids)
+            assert sample.token_ids == ids[:stopped]
+            assert sample.logprobs is None or len(sample.logprobs) == stopped
+
+
+def test_vllm_sampling_kwargs_carry_stop_strings() -> None:
+    kwargs = vllm_sampling_kwargs(SamplingParams(stop=("</answer>",)), eos_token_id=2)
+    assert kwargs["stop"] == ["</answer>"] and kwargs["include_stop_str_in_output"] is True
+    assert "stop" not in vllm_sampling_kwargs(SamplingParams(), eos_token_id=2)
 
 
 # -- vLLM: request construction (runs without vLLM) -------------------------------------------------------

@@ -23,6 +23,8 @@ FORMAT_INSTRUCTION = (
     "{answer_kind}."
 )
 
+ANSWER_END = "</answer>"  # a solver's completion ends here: generation stops at it
+
 ANSWER_KINDS = {
     "option": "the letter of the correct option",
     "permutation": "the order as letters or numbers separated by commas",

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from videozero.answer_format import ANSWER_END
 from videozero.errors import VideozeroError
 from videozero.evaluation.benchmarks import (
     GroundingItem,
@@ -46,7 +47,7 @@ class EvalConfig(BaseModel):
 
     @property
     def greedy(self) -> SamplingParams:
-        return SamplingParams(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
+        return SamplingParams(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens, stop=(ANSWER_END,))
 
 
 def load_clip(path: str | Path, sampling: SamplingConfig, cache: VideoCache | None = None) -> VideoClip:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from videozero.answer_format import ANSWER_END
 from videozero.models.engines.base import GenerationEngine, SamplingParams
 from videozero.rewards import RewardWeights
 from videozero.solver.rollout import SolverQuestion, score_samples
@@ -67,6 +68,7 @@ def heldout_scores(
         temperature=temperature,
         max_new_tokens=max_new_tokens,
         seed=seed if temperature > 0 else None,
+        stop=(ANSWER_END,),
     )
     generated = engine.generate([q.request for q in questions], params)
     per_q: list[float] = []

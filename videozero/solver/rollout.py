@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from videozero.answer_format import ParsedAnswer, parse_answer
+from videozero.answer_format import ANSWER_END, ParsedAnswer, parse_answer
 from videozero.errors import VideozeroError
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
 from videozero.models.prompt import Request
@@ -155,6 +155,7 @@ def rollout_questions(
         top_p=config.top_p,
         max_new_tokens=config.max_new_tokens,
         seed=config.seed,
+        stop=(ANSWER_END,),
     )
     generated = engine.generate([q.request for q in questions], params)
     results = []

@@ -24,6 +24,7 @@ class SamplingParams:
     max_new_tokens: int = 128
     seed: int | None = None
     logprobs: bool = False
+    stop: tuple[str, ...] = ()  # strings that end a completion (kept in its text), besides end-of-turn
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:

@@ -134,6 +134,8 @@ class TransformersEngine(GenerationEngine):
         }
         if params.temperature > 0:
             kwargs["logits_processor"] = sampling_processors(params)
+        if params.stop:  # a row that writes one is padded from there on (stripped below)
+            kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
         result = lm.model.generate(**inputs, **kwargs)
         new = result.sequences[:, prompt_width:].cpu()
         logp = None
@@ -152,7 +154,12 @@ class TransformersEngine(GenerationEngine):
             if eos in ids:
                 ids = ids[: ids.index(eos) + 1]
                 finish = "stop"
+            elif params.stop:
+                while ids and ids[-1] == tok.pad_token_id:
+                    ids.pop()
             text = tok.decode(ids, skip_special_tokens=True)
+            if params.stop and any(text.endswith(s) for s in params.stop):
+                finish = "stop"
             samples.append(
                 Sample(text, ids, logp[row, : len(ids)].tolist() if logp is not None else None, finish)
             )

@@ -92,6 +92,9 @@ def vllm_sampling_kwargs(params: SamplingParams, eos_token_id: int) -> dict[str,
         "stop_token_ids": [eos_token_id],
         "skip_special_tokens": True,
     }
+    if params.stop:
+        kwargs["stop"] = list(params.stop)
+        kwargs["include_stop_str_in_output"] = True
     if params.seed is not None:
         kwargs["seed"] = params.seed
     if params.logprobs:
