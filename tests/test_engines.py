@@ -167,6 +167,7 @@ def test_generation_stops_at_a_stop_string_and_keeps_it() -> None:
     request = Request("Answer.")
     prompt_end = int(build_batch(lm, [request]).input_ids[0, -1])
     ids = _chain_writer(lm, prompt_end, "B</answer> more text")
+    stopped = len(lm.tokenizer("B</answer>", add_special_tokens=False).input_ids)
     engine = TransformersEngine(lm, batch_size=4)
     free = engine.generate([request], SamplingParams(n=1, temperature=0.0, max_new_tokens=8))[0][0]
     assert free.text.startswith("B</answer> more text") and free.finish_reason == "length"
@@ -176,7 +177,6 @@ def test_generation_stops_at_a_stop_string_and_keeps_it() -> None:
     ):
         for sample in engine.generate([request, request], params)[1]:
             assert sample.text == "B</answer>" and sample.finish_reason == "stop"
-            stopped = len(lm.tokenizer("B</answer>", add_special_tokens=False).input_ids)
             assert sample.token_ids == ids[:stopped]
             assert sample.logprobs is None or len(sample.logprobs) == stopped
 
@@ -185,6 +185,22 @@ def test_vllm_sampling_kwargs_carry_stop_strings() -> None:
     kwargs = vllm_sampling_kwargs(SamplingParams(stop=("</answer>",)), eos_token_id=2)
     assert kwargs["stop"] == ["</answer>"] and kwargs["include_stop_str_in_output"] is True
     assert "stop" not in vllm_sampling_kwargs(SamplingParams(), eos_token_id=2)
+    # a completion ended by the stop string gets no end-of-turn token it never wrote
+    out = SimpleNamespace(
+        outputs=[
+            SimpleNamespace(
+                text="B</answer>",
+                token_ids=[7, 8],
+                logprobs=None,
+                finish_reason="stop",
+                stop_reason="</answer>",
+            ),
+            SimpleNamespace(text="B", token_ids=[7], logprobs=None, finish_reason="stop", stop_reason=2),
+        ]
+    )
+    stopped, ended = samples_from_output(out, eos_token_id=2)
+    assert stopped.token_ids == [7, 8] and stopped.finish_reason == "stop"
+    assert ended.token_ids == [7, 2] and ended.finish_reason == "stop"
 
 
 # -- vLLM: request construction (runs without vLLM) -------------------------------------------------------

@@ -103,7 +103,8 @@ def vllm_sampling_kwargs(params: SamplingParams, eos_token_id: int) -> dict[str,
 
 
 def samples_from_output(output: Any, eos_token_id: int) -> list[Sample]:
-    """`Sample`s from one vLLM `RequestOutput` (the end-of-turn token is appended when generation stopped on it)."""
+    """`Sample`s from one vLLM `RequestOutput` (the end-of-turn token is appended when generation stopped on
+    it; a completion ended by a stop string keeps the ids it wrote, as the transformers engine's do)."""
     samples = []
     for completion in output.outputs:
         ids = list(completion.token_ids)
@@ -113,7 +114,8 @@ def samples_from_output(output: Any, eos_token_id: int) -> list[Sample]:
                 float(step[token].logprob) for step, token in zip(completion.logprobs, ids, strict=False)
             ]
         finish = "stop" if completion.finish_reason == "stop" else "length"
-        if finish == "stop" and (not ids or ids[-1] != eos_token_id):
+        by_string = isinstance(getattr(completion, "stop_reason", None), str)
+        if finish == "stop" and not by_string and (not ids or ids[-1] != eos_token_id):
             ids.append(eos_token_id)
         samples.append(Sample(completion.text, ids, logprobs, finish))
     return samples
