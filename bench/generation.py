@@ -3,7 +3,10 @@
 Prints rollouts per second and generated tokens per second for P prompts x N samples (default 64 x 8)
 at batch sizes 1, 8 and 32, each also as a ratio to batch 1, all measured in one run; for nano, the
 N samples of a prompt with its prefill shared against one prefill per sample; then nano's seconds per
-forward + backward of a batch of 8 (projector only, full LM, LoRA r=8 via peft).
+forward + backward of a batch of 8 (projector only, full LM, LoRA r=8 via peft). Beside each, the
+utilisation of the machine's floor (bench/floor.py, an fp32 GEMM timed at the start of the run):
+generation against a forward of each prompt once plus one per generated token (target >= 0.3), the
+training pass against 6 P FLOPs per token (full) or 4 P (projector, LoRA).
 Figures only: nothing here asserts a timing.
 
     python bench/generation.py [--prompts 64] [--nano-prompts P] [--samples 8] [--max-new-tokens 16] [--nano DIR]
@@ -11,27 +14,34 @@ Figures only: nothing here asserts a timing.
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import tempfile
-import time
+import sys
 from pathlib import Path
 
-import numpy as np
-import torch
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from videozero.quiet import quiet_libraries
+from videozero.quiet import quiet_libraries  # noqa: E402
 
 quiet_libraries()  # figures, not library chatter (before transformers is imported)
 
+from bench.floor import BACKWARD_FROZEN, BACKWARD_FULL, Floor, gemm_gflops, lm_size  # noqa: E402
 from videozero.answer_format import format_instruction, render_answer  # noqa: E402
 from videozero.models.engines.base import SamplingParams  # noqa: E402
 from videozero.models.engines.transformers_engine import TransformersEngine  # noqa: E402
 from videozero.models.loader import LoadedModel, load_model  # noqa: E402
 from videozero.models.prompt import Request, VideoInput, build_batch, token_logprobs  # noqa: E402
+
+GEMM = [float("nan")]  # this run's GEMM rate, measured once in main()
 
 
 def requests(count: int, frames: int = 8, size: int = 112) -> list[Request]:
@@ -50,8 +60,8 @@ def requests(count: int, frames: int = 8, size: int = 112) -> list[Request]:
 
 def throughput(
     lm: LoadedModel, reqs: list[Request], samples: int, max_new: int, batch: int
-) -> tuple[float, float]:
-    """(rollouts per second, generated tokens per second) at one batch size."""
+) -> tuple[float, float, float]:
+    """(rollouts per second, generated tokens per second, utilisation of the floor) at one batch size."""
     engine = TransformersEngine(lm, batch_size=batch, share_prefill=False)
     params = SamplingParams(n=samples, temperature=1.0, max_new_tokens=max_new, seed=0)
     engine.generate(reqs[:1], SamplingParams(n=1, max_new_tokens=2))  # warm-up
@@ -59,20 +69,22 @@ def throughput(
     out = engine.generate(reqs, params)
     seconds = time.perf_counter() - start
     tokens = sum(len(s.token_ids) for group in out for s in group)
-    return len(reqs) * samples / seconds, tokens / seconds
+    prompt_tokens = sum(build_batch(lm, [r]).prompt_lengths[0] for r in reqs)
+    floor = Floor(lm_size(lm.model).flops(prompt_tokens + tokens, len(reqs) + tokens), seconds, GEMM[0])
+    return len(reqs) * samples / seconds, tokens / seconds, floor.utilisation
 
 
 def bench_model(name: str, lm: LoadedModel, args: argparse.Namespace, prompts: int) -> None:
     reqs = requests(prompts)
     rows = {b: throughput(lm, reqs, args.samples, args.max_new_tokens, b) for b in (1, 8, 32)}
-    base_r, base_t = rows[1]
+    base_r, base_t, _ = rows[1]
     print(
         f"\n{name}: {prompts} prompts x {args.samples} samples, up to {args.max_new_tokens} new tokens, "
         f"8 frames of 112 px, {torch.get_num_threads()} threads"
     )
-    print(f"{'batch':>5} {'rollouts/s':>11} {'x batch 1':>9} {'tokens/s':>9} {'x batch 1':>9}")
-    for b, (r, t) in rows.items():
-        print(f"{b:>5} {r:>11.2f} {r / base_r:>9.2f} {t:>9.1f} {t / base_t:>9.2f}")
+    print(f"{'batch':>5} {'rollouts/s':>11} {'x batch 1':>9} {'tokens/s':>9} {'x batch 1':>9} {'util.':>6}")
+    for b, (r, t, u) in rows.items():
+        print(f"{b:>5} {r:>11.2f} {r / base_r:>9.2f} {t:>9.1f} {t / base_t:>9.2f} {u:>6.2f}")
 
 
 def prefill_sharing(lm: LoadedModel, reqs: list[Request], samples: int, max_new: int) -> None:
@@ -93,8 +105,10 @@ def prefill_sharing(lm: LoadedModel, reqs: list[Request], samples: int, max_new:
     )
 
 
-def step_seconds(lm: LoadedModel, mode: str, repeats: int = 3) -> float:
-    """Median seconds of one forward + backward of a batch of 8 supervised (prompt, answer) pairs."""
+def step_seconds(lm: LoadedModel, mode: str, repeats: int = 3) -> tuple[float, Floor]:
+    """Median seconds of one forward + backward of a batch of 8 supervised (prompt, answer) pairs, with
+    the floor of its FLOPs."""
+    size = lm_size(lm.model)
     model = lm.model
     model.requires_grad_(mode == "full")
     model.projector.requires_grad_(True)
@@ -120,7 +134,14 @@ def step_seconds(lm: LoadedModel, mode: str, repeats: int = 3) -> float:
     if mode == "lora":
         model.unload()
     model.eval()
-    return statistics.median(times)
+    seconds = statistics.median(times)
+    completion = int(batch.completion_mask.sum())
+    flops = size.flops(
+        int(batch.inputs["attention_mask"].sum()),
+        completion,
+        BACKWARD_FULL if mode == "full" else BACKWARD_FROZEN,
+    )
+    return seconds, Floor(flops, seconds, GEMM[0])
 
 
 def main() -> None:
@@ -141,6 +162,8 @@ def main() -> None:
     )
     parser.add_argument("--skip", choices=["tiny-qwen", "nano"], action="append", default=[])
     args = parser.parse_args()
+    GEMM[0] = gemm_gflops()
+    print(f"floor: fp32 GEMM {GEMM[0]:.0f} GFLOP/s on {torch.get_num_threads()} threads")
 
     with tempfile.TemporaryDirectory() as tmp:
         if "tiny-qwen" not in args.skip:
@@ -168,7 +191,8 @@ def main() -> None:
                 f"\nnano forward+backward, batch 8 (8 frames, {torch.get_num_threads()} threads), median of 3:"
             )
             for mode in ("projector", "full", "lora"):
-                print(f"  {mode:>9}: {step_seconds(lm, mode):.2f} s")
+                seconds, floor = step_seconds(lm, mode)
+                print(f"  {mode:>9}: {seconds:.2f} s ({floor})")
 
 
 if __name__ == "__main__":

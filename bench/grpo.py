@@ -6,6 +6,10 @@ Efficiency ratio = bare forward+backward time / GRPO update time on the same (pr
 and micro-batches (target >= 0.6: the loss maths, advantages and bookkeeping cost little). The bare
 pass runs every sequence whole; nano is measured twice, with its rollouts' shared prompts run once
 (`GRPOConfig.share_prompts`, in generation and in the update: ratios above 1) and with that off.
+Beside each time, the utilisation of the machine's floor (bench/floor.py, an fp32 GEMM timed in the same
+process): rollouts against a forward of each prompt once plus one per generated token (target >= 0.3); the
+update against every sequence run whole, forward + backward (4 P per token with LoRA, 6 P full; target
+>= 0.5).
 """
 
 from __future__ import annotations
@@ -31,10 +35,18 @@ quiet_libraries()  # figures, not library chatter (before transformers is import
 
 
 def measure(
-    model_dir: str, prompts: int, group: int, steps: int, frames: int, size: int, share: bool
+    model_dir: str,
+    prompts: int,
+    group: int,
+    steps: int,
+    frames: int,
+    size: int,
+    share: bool,
+    micro_batch: int | None = None,
 ) -> dict:
     import torch
 
+    from bench.floor import BACKWARD_FROZEN, BACKWARD_FULL, Floor, gemm_gflops, lm_size
     from videozero.models.loader import load_model
     from videozero.models.prompt import build_batch, token_logprobs
     from videozero.models.shared_prompt import shares_prompts
@@ -43,6 +55,7 @@ def measure(
     from videozero.solver.tasks import TaskClips, make_tasks
 
     torch.set_num_threads(2)
+    gemm = gemm_gflops()
     lm = load_model(model_dir, device="cpu")
     with tempfile.TemporaryDirectory() as clips:
         questions = questions_from_tasks(
@@ -56,11 +69,14 @@ def measure(
         kl_coef=0.0,
         temperature=1.2,
         share_prompts=share,
+        **({"micro_batch_size": micro_batch} if micro_batch else {}),
     )
     trainer = GRPOTrainer(lm, config)
     trainer.engine.share_prefill = share
     trainer.step(questions)  # warm caches (frame features, allocator)
-    rollout_s, update_s, bare_s, tokens = [], [], [], []
+    size = lm_size(lm.model)
+    prompt_tokens = sum(build_batch(lm, [q.request]).prompt_lengths[0] for q in questions)
+    rollout_s, update_s, bare_s, tokens, sequence_tokens = [], [], [], [], []
     for _ in range(steps):
         t0 = time.perf_counter()
         results = trainer.rollout(questions)
@@ -81,9 +97,16 @@ def measure(
         update_s.append(t2 - t1)
         bare_s.append(t3 - t2)
         tokens.append(sum(len(c) for c in completions))
+        sequence_tokens.append(prompt_tokens * group + tokens[-1])
     n = len(update_s)
+    trainable = sum(p.numel() for p in trainer.lm.model.parameters() if p.requires_grad)
+    backward = BACKWARD_FULL if trainable > size.body / 2 else BACKWARD_FROZEN
+    generated = sum(tokens) / n
+    rollout = Floor(size.flops(prompt_tokens + generated, prompts + generated), sum(rollout_s) / n, gemm)
+    update = Floor(size.flops(sum(sequence_tokens) / n, generated, backward), sum(update_s) / n, gemm)
     return {
         "model": Path(model_dir).name,
+        "micro_batch": config.micro_batch_size,
         "family": lm.family,
         "shared": share and shares_prompts(lm),
         "sequences": prompts * group,
@@ -93,7 +116,10 @@ def measure(
         "bare_fwd_bwd_s": sum(bare_s) / n,
         "efficiency": sum(bare_s) / sum(update_s),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-        "trainable_m": sum(p.numel() for p in trainer.lm.model.parameters() if p.requires_grad) / 1e6,
+        "trainable_m": trainable / 1e6,
+        "gemm_gflops": gemm,
+        "rollout_util": rollout.utilisation,
+        "update_util": update.utilisation,
     }
 
 
@@ -103,13 +129,27 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument(
+        "--micro-batch", type=int, default=None, help="sequences per forward+backward (default: GRPOConfig's)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         frames, size = (8, 112)
         print(
-            json.dumps(measure(args.one, args.prompts, args.group, args.steps, frames, size, not args.plain))
+            json.dumps(
+                measure(
+                    args.one,
+                    args.prompts,
+                    args.group,
+                    args.steps,
+                    frames,
+                    size,
+                    not args.plain,
+                    args.micro_batch,
+                )
+            )
         )
         return
 
@@ -140,11 +180,13 @@ def main() -> None:
             "--steps",
             str(args.steps),
             *(["--plain"] if plain else []),
+            *(["--micro-batch", str(args.micro_batch)] if args.micro_batch else []),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     table = Table(
-        title=f"GRPO step on CPU ({args.prompts} prompts x {args.group} samples, 8 frames at 112 px, 2 threads)"
+        title=f"GRPO step on CPU ({args.prompts} prompts x {args.group} samples, 8 frames at 112 px, 2 threads, "
+        f"micro-batch {rows[0]['micro_batch']})"
     )
     for col in (
         "model",
@@ -155,6 +197,8 @@ def main() -> None:
         "update s",
         "bare fwd+bwd s",
         "efficiency",
+        "rollout util.",
+        "update util.",
         "step s",
         "peak RSS",
     ):
@@ -169,10 +213,17 @@ def main() -> None:
             f"{r['update_s']:.2f}",
             f"{r['bare_fwd_bwd_s']:.2f}",
             f"{r['efficiency']:.2f}",
+            f"{r['rollout_util']:.2f}",
+            f"{r['update_util']:.2f}",
             f"{r['rollout_s'] + r['update_s']:.2f}",
             f"{r['peak_rss_gb']:.2f} GB",
         )
-    Console(width=160).print(table)
+    Console(width=180).print(table)
+    print(
+        "floor: fp32 GEMM "
+        + ", ".join(f"{r['model']} process {r['gemm_gflops']:.0f} GFLOP/s" for r in rows)
+        + " on 2 threads; utilisation = model FLOPs / (seconds x GEMM rate)"
+    )
     print(f"load average during the run: {os.getloadavg()[0]:.1f} (2 cores; other jobs share them)")
 
 

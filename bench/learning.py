@@ -2,7 +2,8 @@
 after each GRPO round, beside each family's best constant answer and span.
 
 Run: python bench/learning.py --nano DIR [--train-scenes 16] [--eval-scenes 6] [--warmup-steps N]
-     [--rounds 2] [--steps 4] [--prompts 4] [--group 4] [--temperature T] [--out FILE]
+     [--warmup-lr LR] [--full] [--eval-every N] [--rounds 2] [--steps 4] [--prompts 4] [--group 4]
+     [--temperature T] [--skip-base] [--out FILE]
 
 The questions are the loop's own template families (grounding, ordering, arrow_of_time, what_next,
 counting, semantic_grounding) at every level, built on generated scenes with answers and evidence known
@@ -11,7 +12,11 @@ validation scene set (other seeds: no scene is in both, and neither is a default
 both at the default preset's solver sampling. The warm-up and GRPO recipes are the default preset's
 unless overridden. Greedy decoding, as the method's protocol. Every accuracy is printed beside the best
 constant answer of the same questions, and every checkpoint's change against the warm-up with its
-paired standard error. Prints figures; never asserts them.
+paired standard error. Beside the warm-up's and each GRPO step's seconds, the utilisation of the
+machine's floor (bench/floor.py: an fp32 GEMM timed in the same run; the warm-up at 4 P FLOPs per token
+with LoRA, 6 P full; rollouts a forward of each prompt once plus one per sampled token; the update 4 or
+6 P per token of every kept sequence; prompt lengths are the training set's mean). Prints figures;
+never asserts them.
 """
 
 from __future__ import annotations
@@ -41,9 +46,17 @@ def main() -> None:
     parser.add_argument("--per-video", type=int, default=48, help="template questions per training scene")
     parser.add_argument("--eval-per-video", type=int, default=40, help="template questions per scored scene")
     parser.add_argument("--warmup-steps", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--warmup-lr", type=float, default=None, help="default: the preset's")
     parser.add_argument(
         "--full", action="store_true", help="warm up the full LM (default: the preset's LoRA)"
     )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="during the warm-up, also score a fixed subset of the scored questions every N steps",
+    )
+    parser.add_argument("--curve-questions", type=int, default=96, help="size of that subset")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--steps", type=int, default=None, help="GRPO steps per round (default: the preset's)"
@@ -62,10 +75,12 @@ def main() -> None:
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
 
+    import numpy as np
     import torch
     from rich.console import Console
     from rich.table import Table
 
+    from bench.floor import BACKWARD_FROZEN, BACKWARD_FULL, Floor, gemm_gflops, lm_size
     from videozero.evaluation.baselines import (
         ScoredTruth,
         best_constant_answer,
@@ -76,14 +91,16 @@ def main() -> None:
     from videozero.loop import open_run_store
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
+    from videozero.models.prompt import build_batch
     from videozero.questioner.supervision import template_targets
     from videozero.run_config import load_run_config
     from videozero.solver.grpo import GRPOTrainer
     from videozero.solver.heldout import heldout_scores
-    from videozero.solver.warmup import warmup
+    from videozero.solver.warmup import supervised_targets, warmup
     from videozero.video.samples import generated_scenes
 
     torch.set_num_threads(2)
+    gemm = gemm_gflops()
     console = Console(record=True, width=180)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="vz-bench-learning-"))
@@ -125,6 +142,17 @@ def main() -> None:
 
     lm = load_model(args.nano, device="cpu")
     rows: list[tuple[str, object, float]] = []
+    size = lm_size(lm.model)
+    sample = train[:: max(1, len(train) // 64)]
+    prompt_tokens = sum(build_batch(lm, [x.request]).prompt_lengths[0] for x in sample) / len(sample)
+    target_tokens = sum(len(lm.tokenizer(t)["input_ids"]) + 1 for t in supervised_targets(sample)) / len(
+        sample
+    )
+    console.print(
+        f"floor: fp32 GEMM {gemm:.0f} GFLOP/s on 2 threads; LM body {size.body / 1e6:.1f} M + head "
+        f"{size.head / 1e6:.1f} M parameters; training prompts "
+        f"{prompt_tokens:.0f} tokens + targets {target_tokens:.0f} on average"
+    )
 
     def evaluate(stage: str, seconds: float) -> None:
         t = time.perf_counter()
@@ -142,15 +170,59 @@ def main() -> None:
     wcfg = config.learner.warmup.model_copy(update={"seed": args.seed})
     if args.warmup_steps is not None:
         wcfg = wcfg.model_copy(update={"steps": args.warmup_steps})
+    if args.warmup_lr is not None:
+        wcfg = wcfg.model_copy(update={"lr": args.warmup_lr})
     if args.full:
         wcfg = wcfg.model_copy(update={"lora": None})
+    pick = np.random.default_rng(args.seed + 1)
+    curve = [
+        scored[i]
+        for i in sorted(pick.choice(len(scored), min(args.curve_questions, len(scored)), replace=False))
+    ]
+
+    def curve_point(step: int, loss: float) -> None:
+        """Score the curve subset mid-warm-up (greedy), each family beside its constant on the subset."""
+        if not args.eval_every or step % args.eval_every or step >= wcfg.steps:
+            return
+        started_point = time.perf_counter()
+        lm.model.eval()
+        s = heldout_scores(TransformersEngine(lm, 16), curve, max_new_tokens=q.solver_sampling.max_new_tokens)
+        lm.model.train()
+        const = {
+            f: best_constant_answer(
+                [
+                    ScoredTruth(i, x.family, x.kind, x.answer, tuple(x.evidence), x.duration)
+                    for i, x in enumerate(curve)
+                    if x.family == f
+                ]
+            )[1]
+            for f in s.families
+        }
+        console.print(
+            f"  warm-up step {step} (loss {loss:.3f}), {len(curve)} of the scored questions: accuracy {s.accuracy:.3f}; "
+            + ", ".join(
+                f"{f} {s.families[f]['accuracy']:.2f} (constant {const[f]:.2f})" for f in sorted(s.families)
+            )
+        )
+        curve_seconds.append(time.perf_counter() - started_point)
+
+    curve_seconds: list[float] = []
+
     t = time.perf_counter()
-    report = warmup(lm, train, wcfg)
+    report = warmup(lm, train, wcfg, curve_point)
+    per_step = (report.seconds - sum(curve_seconds)) / max(1, report.steps)  # the curve's scoring left out
+    backward = BACKWARD_FROZEN if wcfg.lora else BACKWARD_FULL
+    b = wcfg.batch_size
+    step_floor = Floor(
+        size.flops(b * (prompt_tokens + target_tokens), b * target_tokens, backward),
+        per_step,
+        gemm,
+    )
     console.print(
         f"warm-up: {report.steps} steps x {wcfg.batch_size}, loss {report.first_loss:.2f} -> {report.last_loss:.2f}, "
-        f"{report.seconds_per_step:.1f} s/step, {report.trainable:,} trainable"
+        f"{per_step:.1f} s/step ({step_floor}), {report.trainable:,} trainable"
     )
-    evaluate("after warm-up", time.perf_counter() - t)
+    evaluate("after warm-up", time.perf_counter() - t - sum(curve_seconds))
     updates = {"seed": args.seed}
     for key, value in (
         ("steps", args.steps),
@@ -166,9 +238,27 @@ def main() -> None:
         t = time.perf_counter()
         out = trainer.train(train)
         for s in out.steps:
+            roll = Floor(
+                size.flops(s.groups * prompt_tokens + s.completion_tokens, s.groups + s.completion_tokens),
+                s.seconds_rollout,
+                gemm,
+            )
+            kept = s.groups_kept / max(1, s.groups)
+            upd = Floor(
+                kept
+                * size.flops(
+                    s.groups * gcfg.group_size * prompt_tokens + s.completion_tokens,
+                    s.completion_tokens,
+                    backward,
+                ),
+                s.seconds_update,
+                gemm,
+            )
             console.print(
                 f"  step {s.step}: reward {s.reward:.3f} acc {s.accuracy:.2f} IoU {s.iou:.2f} format {s.format_rate:.0%} "
-                f"groups kept {s.groups_kept}/{s.groups} rollout {s.seconds_rollout:.0f} s update {s.seconds_update:.0f} s"
+                f"groups kept {s.groups_kept}/{s.groups} rollout {s.seconds_rollout:.0f} s (util. {roll.utilisation:.2f}) "
+                f"update {s.seconds_update:.0f} s "
+                + (f"(util. {upd.utilisation:.2f})" if kept else "(no group kept: anchor only)")
             )
         evaluate(f"after GRPO round {r}", time.perf_counter() - t)
 

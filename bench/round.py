@@ -4,7 +4,9 @@ Run: python bench/round.py [--preset default] [--workdir DIR] [--out FILE]
 Runs the run-level stages (mine, learner: built and warmed up on first use, held-out questions, base
 and warm-up evaluation) and then one round (question = propose + verify, solver GRPO, questioner GRPO,
 evaluation, curriculum) through `videozero.loop` without Prefect, timing each by the wall clock, with the
-process's peak memory after each stage (where it rises is the stage that needs it). Reuse a
+process's peak memory after each stage (where it rises is the stage that needs it), and each stage's
+language-model FLOPs (bench/floor.py's FlopMeter: every forward the stage runs, and the backward it implies)
+with the utilisation of an fp32 GEMM timed at the start of the same run. Reuse a
 work directory whose `models/` already holds the learner to leave the first-use build out. Prints
 figures; never asserts them.
 """
@@ -43,11 +45,15 @@ def main() -> None:
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
 
+    import torch
     from rich.console import Console
     from rich.table import Table
 
+    from bench.floor import FlopMeter, gemm_gflops
     from videozero import loop
     from videozero.run_config import load_run_config
+
+    gemm = gemm_gflops()
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="vz-bench-round-")
     config = load_run_config(args.preset, run_name=args.run_name, workdir=workdir, rounds=1)
@@ -55,12 +61,13 @@ def main() -> None:
     store = loop.open_run_store(config)
     lease = loop.Lease(store, config)
     run_id = lease.run_id
-    timings: list[tuple[str, str, float, float]] = []
+    timings: list[tuple[str, str, float, float, float]] = []
 
     def timed(scope: str, name: str, fn, *a):
         t = time.perf_counter()
-        result = fn(*a)
-        timings.append((scope, name, time.perf_counter() - t, peak_rss_gb()))
+        with FlopMeter() as meter:
+            result = fn(*a)
+        timings.append((scope, name, time.perf_counter() - t, peak_rss_gb(), meter.flops))
         console.print(f"{scope} {name}: {timings[-1][2]:.1f} s  {result if isinstance(result, dict) else ''}")
         return result
 
@@ -81,18 +88,33 @@ def main() -> None:
             timed("round 0", name, fn, config, run_id, 0)
     finally:
         lease.release("finished")
-    round_total = sum(s for scope, _, s, _ in timings if scope == "round 0")
+    round_total = sum(t[2] for t in timings if t[0] == "round 0")
     table = Table(title=f"one {args.preset} round ({workdir}), seconds per stage")
-    for col in ("scope", "stage", "seconds", "share of the round", "process peak RSS after"):
+    for col in (
+        "scope",
+        "stage",
+        "seconds",
+        "share of the round",
+        "LM TFLOP",
+        "utilisation",
+        "process peak RSS after",
+    ):
         table.add_column(col, justify="left" if col in ("scope", "stage") else "right")
-    for scope, name, seconds, peak in timings:
+    for scope, name, seconds, peak, flops in timings:
         share = f"{seconds / round_total:.0%}" if scope == "round 0" and round_total else ""
-        table.add_row(scope, name, f"{seconds:.1f}", share, f"{peak:.2f} GB")
+        util = flops / (seconds * gemm * 1e9) if seconds > 0 else float("nan")
+        table.add_row(
+            scope, name, f"{seconds:.1f}", share, f"{flops / 1e12:.2f}", f"{util:.2f}", f"{peak:.2f} GB"
+        )
     table.add_section()
-    table.add_row("round 0", "total", f"{round_total:.1f}", "100%", "")
-    table.add_row("all", "total", f"{sum(s for _, _, s, _ in timings):.1f}", "", "")
+    table.add_row("round 0", "total", f"{round_total:.1f}", "100%", "", "", "")
+    table.add_row("all", "total", f"{sum(t[2] for t in timings):.1f}", "", "", "", "")
     console.print(table)
-    console.print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    console.print(
+        f"floor: fp32 GEMM {gemm:.0f} GFLOP/s on {torch.get_num_threads()} threads (utilisation = the stage's "
+        f"language-model FLOPs / (seconds x GEMM rate)); load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores"
+    )
     if args.out:
         Path(args.out).write_text(console.export_text())
 

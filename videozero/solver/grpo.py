@@ -129,6 +129,7 @@ class StepStats:
     anchored: bool
     seconds_rollout: float
     seconds_update: float
+    completion_tokens: int = 0  # tokens the rollouts sampled (all groups, kept or not)
 
 
 @dataclass
@@ -262,6 +263,7 @@ class GRPOTrainer:
             anchored=bool(anchor_targets),
             seconds_rollout=rollout_seconds,
             seconds_update=time.perf_counter() - started,
+            completion_tokens=sum(len(s.sample.token_ids) for s in samples),
         )
 
     def update_scored(
