@@ -62,7 +62,7 @@ def throughput(
     lm: LoadedModel, reqs: list[Request], samples: int, max_new: int, batch: int
 ) -> tuple[float, float, float]:
     """(rollouts per second, generated tokens per second, utilisation of the floor) at one batch size."""
-    engine = TransformersEngine(lm, batch_size=batch, share_prefill=False)
+    engine = TransformersEngine(lm, batch_size=batch, share_prefill=False, max_prompts=batch)
     params = SamplingParams(n=samples, temperature=1.0, max_new_tokens=max_new, seed=0)
     engine.generate(reqs[:1], SamplingParams(n=1, max_new_tokens=2))  # warm-up
     start = time.perf_counter()

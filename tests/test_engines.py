@@ -73,6 +73,9 @@ def test_nano_samples_share_the_prompt_prefill_without_changing_outputs() -> Non
     shared = engine.generate(requests, greedy)
     plain = TransformersEngine(lm, batch_size=4, share_prefill=False).generate(requests, greedy)
     assert [[s.token_ids for s in g] for g in shared] == [[s.token_ids for s in g] for g in plain]
+    # rows per batch and prompts per batch are apart: one prompt at a time gives the same outputs
+    single = TransformersEngine(lm, batch_size=64, max_prompts=1).generate(requests, greedy)
+    assert [[s.token_ids for s in g] for g in single] == [[s.token_ids for s in g] for g in shared]
     # sampled: the log-probs generation reports from the shared cache are those of a fresh forward
     out = engine.generate(requests, SamplingParams(n=3, max_new_tokens=10, logprobs=True, seed=3))
     assert [len(g) for g in out] == [3] * len(requests)
@@ -305,3 +308,50 @@ def test_sampler_draws_from_the_warped_distribution() -> None:
     top2 = sampling_processors(SamplingParams(top_k=2))(None, logits.clone()).argmax(-1)
     assert set(top2.tolist()) == {0, 4}
     assert abs(float((top2 == 4).float().mean()) - float(torch.tensor([3.0, 2.0]).softmax(0)[0])) < 0.015
+
+
+def test_growing_cache_layer_equals_transformers_concatenation() -> None:
+    from transformers.cache_utils import DynamicLayer
+
+    from videozero.models.growing_cache import GrowingLayer
+
+    g = torch.Generator().manual_seed(0)
+    grow, plain = GrowingLayer(reserve=2), DynamicLayer()
+    for length in (5, 1, 1, 1, 4, 1):  # a prompt, then tokens past the reserved room
+        k, v = torch.randn(2, 3, length, 4, generator=g), torch.randn(2, 3, length, 4, generator=g)
+        got, want = grow.update(k, v), plain.update(k, v)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    assert grow.get_seq_length() == plain.get_seq_length() == 13
+    for op in (
+        lambda x: x.batch_repeat_interleave(3),
+        lambda x: x.batch_select_indices(torch.tensor([5, 0])),
+    ):
+        op(grow)
+        op(plain)
+        assert torch.equal(grow.keys, plain.keys) and torch.equal(grow.values, plain.values)
+    grow.crop(-4)
+    plain.crop(-4)
+    k, v = torch.randn(2, 3, 1, 4, generator=g), torch.randn(2, 3, 1, 4, generator=g)
+    got, want = grow.update(k, v), plain.update(k, v)
+    assert got[0].shape == (2, 3, 10, 4) and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_engine_greedy_equals_generate_with_transformers_cache() -> None:
+    lm = load_model(nano_dir())
+    requests = _requests()[:2]
+    batch = build_batch(lm, requests)
+    tok = lm.tokenizer
+    ref = lm.model.generate(
+        **batch.inputs,
+        max_new_tokens=12,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+    )[:, batch.input_ids.shape[1] :]
+    for share in (True, False):
+        out = TransformersEngine(lm, batch_size=4, share_prefill=share).generate(
+            requests, SamplingParams(n=1, temperature=0, max_new_tokens=12)
+        )
+        for row, group in enumerate(out):
+            want = [t for t in ref[row].tolist() if t != tok.pad_token_id]
+            assert group[0].token_ids == want[: len(group[0].token_ids)] and group[0].token_ids

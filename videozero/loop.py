@@ -512,11 +512,11 @@ def current_solver(store: Store, run_id: int, round_index: int) -> tuple[int, st
     return int(best.id), str(best.path)
 
 
-def _engine(path: str, batch_size: int = 16):
+def _engine(path: str):
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
 
-    return TransformersEngine(load_model(path, device="auto"), batch_size=batch_size)
+    return TransformersEngine(load_model(path, device="auto"))
 
 
 def curriculum_state(store: Store, run_id: int, round_index: int, config: RunConfig):

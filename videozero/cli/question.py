@@ -166,14 +166,14 @@ def _run(
         attach_videos(store, run_id, ids)
     checkpoint_id, solver_path = _solver(store, run_id, round_index, model, workdir)
     lm = load_model(solver_path, device="auto")
-    engine = TransformersEngine(lm, batch_size=16)
+    engine = TransformersEngine(lm)
     families = config.families
     write = None
     if writer in (Writer.model, Writer.both):
         q_engine = (
             engine
             if not questioner or questioner == solver_path
-            else TransformersEngine(load_model(questioner), 16)
+            else TransformersEngine(load_model(questioner))
         )
         write = model_writer(
             q_engine,

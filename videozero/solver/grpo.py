@@ -158,7 +158,7 @@ class GRPOTrainer:
         groups = param_groups(lm.model, self.config.lr, self.config.projector_lr, self.config.weight_decay)
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99))
-        self.engine = TransformersEngine(lm, batch_size=max(self.config.group_size, 16))
+        self.engine = TransformersEngine(lm, batch_size=max(self.config.group_size, 64))
         self.rng = np.random.default_rng(self.config.seed)
         self.step_index = 0
 
