@@ -310,33 +310,7 @@ def test_sampler_draws_from_the_warped_distribution() -> None:
     assert abs(float((top2 == 4).float().mean()) - float(torch.tensor([3.0, 2.0]).softmax(0)[0])) < 0.015
 
 
-def test_growing_cache_layer_equals_transformers_concatenation() -> None:
-    from transformers.cache_utils import DynamicLayer
-
-    from videozero.models.growing_cache import GrowingLayer
-
-    g = torch.Generator().manual_seed(0)
-    grow, plain = GrowingLayer(reserve=2), DynamicLayer()
-    for length in (5, 1, 1, 1, 4, 1):  # a prompt, then tokens past the reserved room
-        k, v = torch.randn(2, 3, length, 4, generator=g), torch.randn(2, 3, length, 4, generator=g)
-        got, want = grow.update(k, v), plain.update(k, v)
-        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
-    assert grow.get_seq_length() == plain.get_seq_length() == 13
-    for op in (
-        lambda x: x.batch_repeat_interleave(3),
-        lambda x: x.batch_select_indices(torch.tensor([5, 0])),
-    ):
-        op(grow)
-        op(plain)
-        assert torch.equal(grow.keys, plain.keys) and torch.equal(grow.values, plain.values)
-    grow.crop(-4)
-    plain.crop(-4)
-    k, v = torch.randn(2, 3, 1, 4, generator=g), torch.randn(2, 3, 1, 4, generator=g)
-    got, want = grow.update(k, v), plain.update(k, v)
-    assert got[0].shape == (2, 3, 10, 4) and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
-
-
-def test_engine_greedy_equals_generate_with_transformers_cache() -> None:
+def test_engine_greedy_equals_plain_generate() -> None:
     lm = load_model(nano_dir())
     requests = _requests()[:2]
     batch = build_batch(lm, requests)

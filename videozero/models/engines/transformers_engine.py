@@ -20,7 +20,6 @@ from transformers import (
 
 from videozero.models.cache_arg import CACHE_ARG
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
-from videozero.models.growing_cache import growing_cache
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import Request, build_batch
@@ -111,9 +110,7 @@ class TransformersEngine(GenerationEngine):
             model.train(was_training)
         return out
 
-    def _shared_prefill(
-        self, inputs: dict[str, torch.Tensor], repeats: int, reserve: int
-    ) -> dict[str, torch.Tensor]:
+    def _shared_prefill(self, inputs: dict[str, torch.Tensor], repeats: int) -> dict[str, torch.Tensor]:
         """The kwargs that make `generate` continue from each prompt's cache repeated `repeats` times: the
         full prompts and their mask (no vision inputs: the frames are in the cache)."""
         cache = prefix_cache(self.lm.model, inputs)
@@ -121,7 +118,7 @@ class TransformersEngine(GenerationEngine):
         return {
             "input_ids": inputs["input_ids"].repeat_interleave(repeats, dim=0),
             "attention_mask": inputs["attention_mask"].repeat_interleave(repeats, dim=0),
-            CACHE_ARG: growing_cache(cache, reserve),
+            CACHE_ARG: cache,
         }
 
     def _generate_batch(
@@ -130,12 +127,7 @@ class TransformersEngine(GenerationEngine):
         """Samples for `requests`, each request `repeats` times in a row (sharing its prefill)."""
         lm, tok = self.lm, self.lm.tokenizer
         batch = build_batch(lm, requests).to(lm.device, lm.dtype)
-        # the cache grows into reserved room (growing_cache): no copy of the whole cache per new token
-        reserve = params.max_new_tokens + 1
-        if repeats == 1:
-            inputs = {**batch.inputs, CACHE_ARG: growing_cache(None, reserve)}
-        else:
-            inputs = self._shared_prefill(batch.inputs, repeats, reserve)
+        inputs = batch.inputs if repeats == 1 else self._shared_prefill(batch.inputs, repeats)
         prompt_width = batch.input_ids.shape[1]
         eos = tok.convert_tokens_to_ids("<|im_end|>")
         # sampling runs as greedy search over scores the sampler leaves one finite entry in
