@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -22,15 +23,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _api(url: str, path: str, body: dict | None = None) -> object:
+def _api(url: str, path: str, body: dict | None = None, retries: int = 5) -> object:
+    """One call to the server's API; a 503 (the server's database busy, e.g. SQLite locked while the
+    served flow writes) is retried with backoff, as Prefect's own client does."""
     req = urllib.request.Request(
         f"{url}{path}",
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json"},
         method="POST" if body is not None else "GET",
     )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        if e.code != 503 or not retries:
+            raise
+    time.sleep(2 ** (5 - min(retries, 5)))
+    return _api(url, path, body, retries - 1)
 
 
 def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
