@@ -40,7 +40,7 @@ def test_openrlhf_rows(populated: str, tmp_path: Path) -> None:
     first = rows[0]
     assert set(first) == {"prompt", "label", "video"}
     assert first["prompt"][0]["role"] == "user" and first["prompt"][0]["content"].startswith(HOSTILE_TEXTS[0])
-    assert "<evidence></evidence>" in first["prompt"][0]["content"]
+    assert "</evidence><answer>" in first["prompt"][0]["content"]  # the format instruction
     label = json.loads(first["label"])
     assert label == {
         "question_id": 1,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.model_builds import tiny_qwen_dir
+from videozero.answer_format import format_instruction
 from videozero.errors import VideozeroError
 from videozero.models.engines.base import Sample
 from videozero.models.vocabulary import shared_tokenizer
@@ -112,7 +113,11 @@ def test_dataset_export_field_by_field(tmp_path) -> None:
     assert len(list((tmp_path / "out" / "round1_frames").rglob("*.png"))) == 8
     assert texts[:8] == [frame_text(t) for t in task.video.timestamps]
     assert [c["type"] for c in content[:4]] == ["text", "image", "text", "image"]
-    assert texts[-1].startswith(task.text) and "A. " in texts[-1] and "<answer></answer>" in texts[-1]
+    assert (
+        texts[-1].startswith(task.text)
+        and "A. " in texts[-1]
+        and texts[-1].endswith(format_instruction("option"))
+    )
     from PIL import Image
 
     assert Image.open(images[0]).size == (112, 112)

@@ -35,7 +35,7 @@ def test_tasks_are_true_to_their_clips(tmp_path) -> None:
             assert int(t.answer) == len(t.evidence)
         else:
             assert t.answer in "ABCD"[: len(t.options)]
-        assert "<answer></answer>" in t.prompt
+        assert "</evidence><answer>" in t.prompt  # the format instruction
     # seeded: the same seed gives the same tasks
     again = make_tasks(8, seed=5, clip_dir=tmp_path / "again")
     assert [(t.answer, t.evidence) for t in again] == [(t.answer, t.evidence) for t in tasks]

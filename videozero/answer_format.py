@@ -17,11 +17,9 @@ MAX_ANSWER_CHARS = 200
 MAX_TEXT_CHARS = 20_000
 
 FORMAT_INSTRUCTION = (
-    "First think briefly inside <think></think>. Then give the time span of the video that shows the "
-    "evidence, in seconds, inside <evidence></evidence> as [start, end] (several spans separated by "
-    "commas if the evidence is in several places). Finally give only the answer inside <answer></answer>: "
-    "{answer_kind}."
-)
+    "Reply as <think>brief reasoning</think><evidence>[start, end] in seconds</evidence>"
+    "<answer>{answer_kind}</answer>, with several evidence spans separated by commas."
+)  # 42 tokens for SmolLM2's tokenizer: every prompt carries it, so it is kept short
 
 ANSWER_END = "</answer>"  # a solver's completion ends here: generation stops at it
 

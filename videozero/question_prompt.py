@@ -39,7 +39,7 @@ def question_prompt(
     Which clip comes first?
     A. the red one
     B. the blue one
-    First think briefly ... inside <answer></answer>: the letter of the correct option.
+    Reply as <think>brief reasoning</think><evidence>[start, end] in seconds</evidence><answer>the letter of the correct option</answer>, with several evidence spans separated by commas.
     """
     lines = [text.strip()]
     lines += [f"{option_letter(i)}. {opt}" for i, opt in enumerate(options or [])]

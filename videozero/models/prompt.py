@@ -125,7 +125,18 @@ class ModelBatch:
 
 
 def _format_time(seconds: float) -> str:
+    """Qwen3-VL's own timestamp text, as its processor writes it."""
     return f"<{seconds:.1f} seconds>"
+
+
+def _nano_video_text(times: Sequence[float], per_frame: int) -> str:
+    """nano's compact video: one vision group, each frame's tokens after its time as the evidence writes it.
+
+    `2.3` is 3 tokens where `<2.3 seconds><|vision_start|>..<|vision_end|>` is 8: with 12 frames the
+    video is 86 tokens instead of 144, and the times read exactly as the spans the model must write.
+    """
+    frames = "".join(f"{t:.1f}{VIDEO_PAD * per_frame}" for t in times)
+    return f"{VISION_START}{frames}{VISION_END}"
 
 
 def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expand: bool = True) -> str:
@@ -180,7 +191,9 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
             mm["video_grid_thw"].append(patches.grid_thw)
             mm["second_per_grid_ts"].append(seconds_per_grid(video.timestamps, lm.vision.temporal_patch_size))
             times, per_step = patches.patch_times, patches.num_tokens(merge) // patches.grid_thw[0]
-        if lm.family in ("qwen3_vl", "nano"):
+        if lm.family == "nano":
+            parts.append(_nano_video_text(times, per_step))
+        elif lm.family == "qwen3_vl":
             parts.extend(f"{_format_time(t)}{VISION_START}{VIDEO_PAD * per_step}{VISION_END}" for t in times)
         else:
             stamps = ", ".join(f"{t:.1f}" for t in times)
