@@ -39,6 +39,7 @@ from store.runs import (
 )
 from store.tables import Checkpoint, Question, Round, Run
 from videozero.errors import VideozeroError
+from videozero.memory import releasing_memory
 from videozero.progress import ProgressReport
 from videozero.questioner.round import solver_checkpoint
 from videozero.run_config import RunConfig, evaluation_settings, verify_settings
@@ -138,6 +139,7 @@ class Lease:
 # --- run-level stages ------------------------------------------------------------------------------------
 
 
+@releasing_memory
 def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None = None) -> dict[str, Any]:
     """Mine the run's videos (cached per video) and attach them with a train/held-out split."""
     from videozero.evidence.mine import mine_videos
@@ -340,6 +342,7 @@ def warmup_path(
     return str(out)
 
 
+@releasing_memory
 def _train_and_save(
     start: str, out: Path, train: Callable, label: str, steps: int, progress: ProgressReport | None
 ) -> None:
@@ -418,6 +421,7 @@ def writer_warmup(
     return int(found), rates
 
 
+@releasing_memory
 def learner_stage(config: RunConfig, run_id: int, progress: ProgressReport | None = None) -> dict[str, Any]:
     """Base and warmed-up learner checkpoints of the run (built and warmed up on first use)."""
     store = open_run_store(config)
@@ -534,6 +538,7 @@ def curriculum_state(store: Store, run_id: int, round_index: int, config: RunCon
     return sched.initial(list(config.questioner.families))
 
 
+@releasing_memory
 def question_stage(
     config: RunConfig, run_id: int, round_index: int, progress: ProgressReport | None = None
 ) -> dict[str, Any]:
@@ -645,6 +650,7 @@ def solver_settings(config: RunConfig, round_index: int):
     return gcfg.model_copy(update={"seed": config.seed * 1009 + round_index})
 
 
+@releasing_memory
 def solver_stage(
     config: RunConfig, run_id: int, round_index: int, progress: Callable | None = None
 ) -> dict[str, Any]:
@@ -687,6 +693,7 @@ def solver_stage(
     return out
 
 
+@releasing_memory
 def questioner_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, Any]:
     """GRPO of the model writer on r_Q against the round's frozen solver (only when the model writes)."""
     from videozero.questioner.training import train_questioner_round
@@ -731,6 +738,7 @@ def questioner_stage(config: RunConfig, run_id: int, round_index: int) -> dict[s
     return out
 
 
+@releasing_memory
 def evaluate_checkpoint(config: RunConfig, run_id: int, checkpoint_id: int) -> dict[str, float]:
     """Held-out figures of one checkpoint, and its validation figures unless it is the base (answers
     already stored are not asked again)."""
@@ -748,6 +756,7 @@ def evaluate_checkpoint(config: RunConfig, run_id: int, checkpoint_id: int) -> d
     return figures
 
 
+@releasing_memory
 def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, Any]:
     """Held-out evaluation of the round's solver and the paper's diagnostics on its accepted questions."""
     from videozero.evaluation.heldout import probe_round
