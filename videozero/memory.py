@@ -37,7 +37,8 @@ def release_freed_memory() -> None:
 
 
 def releasing_memory(fn: Callable[P, R]) -> Callable[P, R]:
-    """`fn`, then `release_freed_memory()` once its locals are gone (on success or failure)."""
+    """`fn`, then `release_freed_memory()` once it returns (its locals are then gone) or raises (a
+    traceback still holds its frame, so less is freed until the error is handled)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
