@@ -255,6 +255,32 @@ def test_grpo_raises_heldout_reward_beyond_noise_and_checkpoint_scores_the_same(
     assert sum(greedy.per_question_accuracy) / len(held) == pytest.approx(greedy.accuracy)
 
 
+def test_anchor_micro_batches_give_the_whole_batch_gradient(tmp_path) -> None:
+    """The format-floor anchor runs a few sequences at a time (memory) with the one-batch gradient."""
+    from videozero.answer_format import render_answer
+    from videozero.models.loader import load_model
+    from videozero.models.tiny_qwen import build_tiny_qwen
+    from videozero.solver.grpo import GRPOTrainer, questions_from_tasks
+    from videozero.solver.grpo_config import GRPOConfig
+    from videozero.solver.tasks import TaskClips, make_tasks
+
+    qs = questions_from_tasks(
+        make_tasks(5, seed=3, clip_dir=tmp_path / "clips", clips=TaskClips(frames=4, size=64))
+    )
+    requests = [q.request for q in qs]
+    targets = [render_answer(q.evidence, q.answer) for q in qs]
+    directory = build_tiny_qwen(tmp_path / "tiny", hidden=64, seed=0)
+    grads, losses = [], []
+    for mb in (5, 2):
+        trainer = GRPOTrainer(load_model(directory), GRPOConfig(lora=None, anchor_micro_batch_size=mb))
+        trainer.lm.model.train()
+        losses.append(trainer._supervised_pass(requests, targets))
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.params if p.grad is not None]))
+    assert losses[0] > 0 and losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
 def test_train_solver_round_saves_and_records(tmp_path, sqlite_url: str) -> None:
     from sqlalchemy import select
 

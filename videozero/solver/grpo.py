@@ -361,14 +361,21 @@ class GRPOTrainer:
         return self._supervised_pass(requests, targets)
 
     def _supervised_pass(self, requests: Sequence, targets: Sequence[str]) -> float:
-        """Accumulate `anchor_coef` x the mean token NLL of `targets`; returns that weighted loss."""
+        """Accumulate `anchor_coef` x the mean token NLL of `targets`, `anchor_micro_batch_size`
+        sequences at a time (the same gradient as one batch); returns that weighted loss."""
         c = self.config
-        batch = build_batch(self.lm, requests, targets).to(self.lm.device, self.lm.dtype)
-        logp = token_logprobs(self.lm.model, batch)
-        nll = -(logp.sum() / batch.completion_mask.sum().clamp(min=1))
-        loss = c.anchor_coef * nll
-        loss.backward()
-        return float(loss.detach())
+        mb = c.anchor_micro_batch_size
+        parts = [
+            build_batch(self.lm, requests[i : i + mb], targets[i : i + mb]).to(self.lm.device, self.lm.dtype)
+            for i in range(0, len(requests), mb)
+        ]
+        tokens = max(1, sum(int(b.completion_mask.sum()) for b in parts))
+        total = 0.0
+        for batch in parts:
+            loss = c.anchor_coef * -(token_logprobs(self.lm.model, batch).sum() / tokens)
+            loss.backward()
+            total += float(loss.detach())
+        return total
 
 
 def questions_from_tasks(tasks) -> list[SolverQuestion]:

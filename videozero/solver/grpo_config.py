@@ -64,6 +64,12 @@ class GRPOConfig(BaseModel):
         "training targets (0: never)",
     )
     anchor_coef: float = Field(0.2, ge=0, description="weight of that supervised anchor")
+    anchor_micro_batch_size: int = Field(
+        2,
+        ge=1,
+        description="sequences per forward of that anchor (whole prompts, no sharing: nano holds about "
+        "1.3 GB per sequence of ~240 tokens in the backward)",
+    )
     lora: LoraSettings | None = Field(
         default_factory=LoraSettings, description="LoRA on the LM; None trains the LM in full"
     )
