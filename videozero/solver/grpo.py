@@ -33,7 +33,13 @@ from videozero.models.prompt import TokenRegion, build_batch, token_logprobs
 from videozero.models.shared_prompt import grouped_token_logprobs, shares_prompts
 from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.rollout import QuestionRollouts, RolloutConfig, SolverQuestion, rollout_questions
-from videozero.solver.training import frozen_copy, param_groups, prepare_trainable, seed_everything
+from videozero.solver.training import (
+    frozen_copy,
+    param_groups,
+    prepare_trainable,
+    seed_everything,
+    supervised_backward,
+)
 
 # -- loss maths -------------------------------------------------------------------------------------------
 
@@ -362,20 +368,9 @@ class GRPOTrainer:
 
     def _supervised_pass(self, requests: Sequence, targets: Sequence[str]) -> float:
         """Accumulate `anchor_coef` x the mean token NLL of `targets`, `anchor_micro_batch_size`
-        sequences at a time (the same gradient as one batch); returns that weighted loss."""
+        sequences at a time; returns that weighted loss."""
         c = self.config
-        mb = c.anchor_micro_batch_size
-        parts = [
-            build_batch(self.lm, requests[i : i + mb], targets[i : i + mb]).to(self.lm.device, self.lm.dtype)
-            for i in range(0, len(requests), mb)
-        ]
-        tokens = max(1, sum(int(b.completion_mask.sum()) for b in parts))
-        total = 0.0
-        for batch in parts:
-            loss = c.anchor_coef * -(token_logprobs(self.lm.model, batch).sum() / tokens)
-            loss.backward()
-            total += float(loss.detach())
-        return total
+        return supervised_backward(self.lm, requests, targets, c.anchor_micro_batch_size, c.anchor_coef)
 
 
 def questions_from_tasks(tasks) -> list[SolverQuestion]:

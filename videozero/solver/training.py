@@ -9,7 +9,9 @@ vision towers stay frozen. A checkpoint is always a plain Hugging Face directory
 from __future__ import annotations
 
 import copy
+import math
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch
 
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import FrameCellCache
+from videozero.models.prompt import Request, build_batch, token_logprobs
 
 PROJECTOR_NAMES = ("projector", "visual.merger")
 
@@ -66,6 +69,29 @@ def param_groups(
     if proj and projector_lr > 0:
         groups.append({"params": proj, "lr": projector_lr, "weight_decay": weight_decay, "name": "projector"})
     return groups
+
+
+def supervised_backward(
+    lm: LoadedModel,
+    requests: Sequence[Request],
+    targets: Sequence[str],
+    micro_batch_size: int,
+    scale: float = 1.0,
+) -> float:
+    """Accumulate gradients of `scale` x the mean token NLL of `targets` given `requests`, a few
+    sequences at a time (balanced micro-batches of at most `micro_batch_size`: the memory of one, the
+    gradient of the whole batch); returns that loss."""
+    parts = [
+        build_batch(lm, [requests[i] for i in part], [targets[i] for i in part]).to(lm.device, lm.dtype)
+        for part in np.array_split(np.arange(len(requests)), math.ceil(len(requests) / micro_batch_size))
+    ]
+    tokens = sum(int(part.completion_mask.sum()) for part in parts) or 1
+    total = 0.0
+    for part in parts:
+        micro = -scale * (token_logprobs(lm.model, part).sum() / tokens)
+        micro.backward()
+        total += float(micro.detach())
+    return total
 
 
 def trainable_count(model: torch.nn.Module) -> int:

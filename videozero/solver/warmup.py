@@ -24,11 +24,17 @@ from pydantic import BaseModel, Field
 from videozero.answer_format import render_answer
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
-from videozero.models.prompt import Request, build_batch, token_logprobs
+from videozero.models.prompt import Request
 from videozero.solver.grpo_config import LoraSettings
 from videozero.solver.matching import MatchingConfig
 from videozero.solver.rollout import SolverQuestion
-from videozero.solver.training import param_groups, prepare_trainable, seed_everything, trainable_count
+from videozero.solver.training import (
+    param_groups,
+    prepare_trainable,
+    seed_everything,
+    supervised_backward,
+    trainable_count,
+)
 
 
 class WarmupConfig(BaseModel):
@@ -138,17 +144,10 @@ def supervised_steps(
             order, cursor = rng.permutation(len(requests)), 0
         idx = order[cursor : cursor + config.batch_size]
         cursor += config.batch_size
-        parts = [
-            build_batch(lm, [requests[i] for i in part], [targets[i] for i in part]).to(lm.device, lm.dtype)
-            for part in np.array_split(idx, math.ceil(len(idx) / config.micro_batch_size))
-        ]
-        tokens = sum(int(part.completion_mask.sum()) for part in parts) or 1
         opt.zero_grad(set_to_none=True)
-        loss = 0.0
-        for part in parts:  # the batch's mean token loss, one micro-batch's activations at a time
-            micro = -(token_logprobs(lm.model, part).sum() / tokens)
-            micro.backward()
-            loss += float(micro.detach())
+        loss = supervised_backward(
+            lm, [requests[i] for i in idx], [targets[i] for i in idx], config.micro_batch_size
+        )
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
