@@ -1,10 +1,11 @@
 """Seconds per stage of one default round of the loop, and the share of each.
 
-Run: python bench/round.py [--preset default] [--workdir DIR] [--out FILE]
+Run: python bench/round.py [--preset default] [--rounds N] [--workdir DIR] [--out FILE]
 Runs the run-level stages (mine, learner: built and warmed up on first use, held-out questions, base
-and warm-up evaluation) and then one round (question = propose + verify, solver GRPO, questioner GRPO,
-evaluation, curriculum) through `videozero.loop` without Prefect, timing each by the wall clock, with the
-process's peak memory after each stage (where it rises is the stage that needs it), and each stage's
+and warm-up evaluation) and then N rounds (question = propose + verify, solver GRPO, questioner GRPO,
+evaluation, curriculum) through `videozero.loop` without Prefect, timing each by the wall clock, with
+each stage's own peak resident memory (VmRSS sampled every 20 ms from the stage's start, the loop having
+handed freed memory back between stages; on Linux) and the process's peak after it, and each stage's
 language-model FLOPs (bench/floor.py's FlopMeter: every forward the stage runs, and the backward it implies)
 with the utilisation of an fp32 GEMM timed at the start of the same run. Reuse a
 work directory whose `models/` already holds the learner to leave the first-use build out. Prints
@@ -22,6 +23,7 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,10 +39,47 @@ def peak_rss_gb() -> float:
     return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9  # bytes on macOS, KiB on Linux
 
 
+class StagePeak:
+    """The largest VmRSS seen while a stage runs, sampled every 20 ms by a thread (Linux; else None)."""
+
+    def __init__(self) -> None:
+        self.peak: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def rss_gb() -> float | None:
+        try:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024 / 1e9
+        except OSError:
+            return None
+        return None
+
+    def _sample(self) -> None:
+        while True:
+            now = self.rss_gb()
+            if now is not None:
+                self.peak = max(self.peak or 0.0, now)
+            if self._stop.wait(0.02):
+                return
+
+    def __enter__(self) -> StagePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default", choices=["default", "smoke"])
     parser.add_argument("--workdir", help="work directory (default: a fresh temporary one)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds to run (each one's stages apart)")
     parser.add_argument("--run-name", default="bench-round")
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
@@ -51,23 +90,25 @@ def main() -> None:
 
     from bench.floor import FlopMeter, gemm_gflops
     from videozero import loop
+    from videozero.memory import release_freed_memory
     from videozero.run_config import load_run_config
 
     gemm = gemm_gflops()
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="vz-bench-round-")
-    config = load_run_config(args.preset, run_name=args.run_name, workdir=workdir, rounds=1)
+    config = load_run_config(args.preset, run_name=args.run_name, workdir=workdir, rounds=args.rounds)
     console = Console(record=True, width=120)
     store = loop.open_run_store(config)
     lease = loop.Lease(store, config)
     run_id = lease.run_id
-    timings: list[tuple[str, str, float, float, float]] = []
+    timings: list[tuple[str, str, float, float | None, float, float]] = []
 
     def timed(scope: str, name: str, fn, *a):
+        release_freed_memory()  # as the loop's stages do on their way out
         t = time.perf_counter()
-        with FlopMeter() as meter:
+        with FlopMeter() as meter, StagePeak() as own:
             result = fn(*a)
-        timings.append((scope, name, time.perf_counter() - t, peak_rss_gb(), meter.flops))
+        timings.append((scope, name, time.perf_counter() - t, own.peak, peak_rss_gb(), meter.flops))
         console.print(f"{scope} {name}: {timings[-1][2]:.1f} s  {result if isinstance(result, dict) else ''}")
         return result
 
@@ -78,18 +119,24 @@ def main() -> None:
         for key in ("base", "warmup"):
             if key in learner:
                 timed("run", f"evaluate {key}", loop.evaluate_checkpoint, config, run_id, learner[key])
-        for name, fn in (
-            ("question", loop.question_stage),
-            ("solver GRPO", loop.solver_stage),
-            ("questioner GRPO", loop.questioner_stage),
-            ("evaluation", loop.eval_stage),
-            ("curriculum", loop.curriculum_stage),
-        ):
-            timed("round 0", name, fn, config, run_id, 0)
+        for index in range(args.rounds):
+            for name, fn in (
+                ("question", loop.question_stage),
+                ("solver GRPO", loop.solver_stage),
+                ("questioner GRPO", loop.questioner_stage),
+                ("evaluation", loop.eval_stage),
+                ("curriculum", loop.curriculum_stage),
+            ):
+                timed(f"round {index}", name, fn, config, run_id, index)
     finally:
         lease.release("finished")
-    round_total = sum(t[2] for t in timings if t[0] == "round 0")
-    table = Table(title=f"one {args.preset} round ({workdir}), seconds per stage")
+    round_totals = {
+        scope: sum(t[2] for t in timings if t[0] == scope)
+        for scope, *_ in timings
+        if scope.startswith("round")
+    }
+    rounds = "one" if args.rounds == 1 else str(args.rounds)
+    table = Table(title=f"{rounds} {args.preset} round(s) ({workdir}), seconds per stage")
     for col in (
         "scope",
         "stage",
@@ -97,18 +144,29 @@ def main() -> None:
         "share of the round",
         "LM TFLOP",
         "utilisation",
+        "stage's own peak RSS",
         "process peak RSS after",
     ):
         table.add_column(col, justify="left" if col in ("scope", "stage") else "right")
-    for scope, name, seconds, peak, flops in timings:
-        share = f"{seconds / round_total:.0%}" if scope == "round 0" and round_total else ""
+    for scope, name, seconds, own, peak, flops in timings:
+        total = round_totals.get(scope)
+        share = f"{seconds / total:.0%}" if total else ""
         util = flops / (seconds * gemm * 1e9) if seconds > 0 else float("nan")
         table.add_row(
-            scope, name, f"{seconds:.1f}", share, f"{flops / 1e12:.2f}", f"{util:.2f}", f"{peak:.2f} GB"
+            scope,
+            name,
+            f"{seconds:.1f}",
+            share,
+            f"{flops / 1e12:.2f}",
+            f"{util:.2f}",
+            f"{own:.2f} GB" if own is not None else "n/a",
+            f"{peak:.2f} GB",
         )
     table.add_section()
-    table.add_row("round 0", "total", f"{round_total:.1f}", "100%", "", "", "")
-    table.add_row("all", "total", f"{sum(t[2] for t in timings):.1f}", "", "", "", "")
+    for scope, total in round_totals.items():
+        own_peak = max((t[3] or 0.0) for t in timings if t[0] == scope)
+        table.add_row(scope, "total", f"{total:.1f}", "100%", "", "", f"{own_peak:.2f} GB", "")
+    table.add_row("all", "total", f"{sum(t[2] for t in timings):.1f}", "", "", "", "", "")
     console.print(table)
     console.print(
         f"floor: fp32 GEMM {gemm:.0f} GFLOP/s on {torch.get_num_threads()} threads (utilisation = the stage's "
