@@ -243,25 +243,22 @@ def verify(
         for it in items
     ]
     full = rollout_questions(engine, full_q, RolloutConfig(n=config.n_full, seed=config.seed, **base))
-    probes: dict[str, list[QuestionRollouts | None]] = {}
-    for k, mode in enumerate(PROBE_MODES):
-        asked, where = [], []
+    # every probe mode of every candidate in one call, so the engine fills its batches across modes (a
+    # mode's few prompts alone would decode in a short batch of their own)
+    asked, where = [], []
+    for mode in PROBE_MODES:
         for i, (it, r) in enumerate(zip(items, full, strict=True)):
             if r.target_answer is None or (mode != "blind" and not it.candidate.evidence):
                 continue
             shown = mode_video(it.video, it.candidate.evidence, mode, it.duration, seed=it.seed)
-            q = _solver_question(it, shown, r.target_answer, r.target_spans)
-            asked.append(q)
-            where.append(i)
-        cfg = RolloutConfig(
-            n=config.n_probe, seed=config.seed * 7 + k + 1, **{**base, "label_mode": "constructed"}
-        )
-        # probe rollouts are scored against the full-video label: a SolverQuestion whose answer is that
-        # label is "constructed" from the verifier's point of view
-        got = rollout_questions(engine, [_as_template(q) for q in asked], cfg)
-        probes[mode] = [None] * len(items)
-        for i, r in zip(where, got, strict=True):
-            probes[mode][i] = r
+            asked.append(_as_template(_solver_question(it, shown, r.target_answer, r.target_spans)))
+            where.append((mode, i))
+    # probe rollouts are scored against the full-video label: a SolverQuestion whose answer is that label
+    # is "constructed" from the verifier's point of view
+    cfg = RolloutConfig(n=config.n_probe, seed=config.seed * 7 + 1, **{**base, "label_mode": "constructed"})
+    probes: dict[str, list[QuestionRollouts | None]] = {m: [None] * len(items) for m in PROBE_MODES}
+    for (mode, i), r in zip(where, rollout_questions(engine, asked, cfg), strict=True):
+        probes[mode][i] = r
     verdicts = []
     for i, (it, r) in enumerate(zip(items, full, strict=True)):
         rollouts = {"full": r} | {m: probes[m][i] for m in PROBE_MODES if probes[m][i] is not None}

@@ -41,6 +41,15 @@ class InverseCdfSampler(LogitsProcessor):
         return out.scatter_(1, picked, 0.0)
 
 
+def _prompt_size(request: Request) -> tuple[int, int, int]:
+    """A cheap stand-in for a prompt's token count, to order prompts by: frames, images, characters."""
+    return (
+        len(request.video) if request.video is not None else 0,
+        len(request.images),
+        len(request.question),
+    )
+
+
 def sampling_processors(params: SamplingParams) -> LogitsProcessorList:
     """Temperature, top-k, top-p, then the sampler: what `do_sample=True` does, with a faster draw."""
     processors = LogitsProcessorList([TemperatureLogitsWarper(params.temperature)])
@@ -91,14 +100,18 @@ class TransformersEngine(GenerationEngine):
             if self.shares_prefill and params.n > 1:
                 # whole prompts per batch, as many as fit `batch_size` sequences (at least one)
                 per_batch = max(1, min(self.max_prompts, self.batch_size // params.n))
-                for start in range(0, len(requests), per_batch):
-                    chunk = list(requests[start : start + per_batch])
-                    samples = self._generate_batch(chunk, params, repeats=params.n)
-                    for k in range(len(chunk)):
-                        out[start + k] = samples[k * params.n : (k + 1) * params.n]
+                order = sorted(range(len(requests)), key=lambda i: _prompt_size(requests[i]), reverse=True)
+                for start in range(0, len(order), per_batch):
+                    rows = order[start : start + per_batch]
+                    samples = self._generate_batch([requests[i] for i in rows], params, repeats=params.n)
+                    for k, i in enumerate(rows):
+                        out[i] = samples[k * params.n : (k + 1) * params.n]
             else:
-                # every sequence prefills its own prompt here
+                # every sequence prefills its own prompt here; prompts of about the same length share a
+                # batch, so that few positions are left padding (a blind probe beside a whole video
+                # would be padded to the video's length)
                 flat = [(i, request) for i, request in enumerate(requests) for _ in range(params.n)]
+                flat.sort(key=lambda pair: _prompt_size(pair[1]), reverse=True)
                 rows = min(self.batch_size, self.max_prompts)
                 for start in range(0, len(flat), rows):
                     chunk = flat[start : start + rows]
