@@ -138,6 +138,10 @@ def load_model(
         first = str(exc).strip().splitlines()[0][:200]
         raise VideozeroError(f"model {source!r} could not be loaded ({first}).") from None
     tokenizer.padding_side = "left"
+    if family == "nano" and dev.type == "cpu":
+        from videozero.models.attention import SINGLE_QUERY
+
+        model.set_attn_implementation(SINGLE_QUERY)  # one-token decode steps as two matmuls (docs/cpu.md)
     model.to(dev)
     if lora is not None:
         model = _attach_lora(model, lora)

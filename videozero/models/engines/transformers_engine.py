@@ -1,8 +1,9 @@
-"""Generation with transformers `generate`, batched with left padding: CPU and one GPU.
+"""Generation batched with left padding: CPU and one GPU.
 
-The N samples of one prompt share its prefill where the model allows it (nano; see
-`videozero.models.shared_prompt`): whole prompts go into a batch, their cache is repeated N times and
-`generate` continues from it.
+Where the model allows it (nano; see `videozero.models.shared_prompt`) the N samples of one prompt share
+its prefill: whole prompts go into a batch, their cache is repeated N times and `cached_decode`
+continues from it, dropping each row from the batch as it finishes. Other models (Qwen-VL) run
+transformers' `generate`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from videozero.models.cache_arg import CACHE_ARG
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
+from videozero.models.engines.cached_decode import decode_from_cache
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import Request, build_batch
@@ -62,9 +63,10 @@ def sampling_processors(params: SamplingParams) -> LogitsProcessorList:
 
 
 class TransformersEngine(GenerationEngine):
-    """Runs `lm.model.generate` on batches of up to `batch_size` sequences (each sample is one sequence)
-    holding up to `max_prompts` distinct prompts; `share_prefill=False` makes every sample prefill its
-    own copy of the prompt (for comparison).
+    """Generates on batches of up to `batch_size` sequences (each sample is one sequence) holding up to
+    `max_prompts` distinct prompts: nano from each prompt's shared prefill with `cached_decode`, other
+    models with `lm.model.generate`; `share_prefill=False` makes every sample prefill its own copy of the
+    prompt with `generate` (for comparison).
 
     The two limits are apart because the two phases cost differently on a CPU: decoding is bound by
     reading the weights once per step, so more rows per step are nearly free (nano, 8 prompts x 8
@@ -97,13 +99,13 @@ class TransformersEngine(GenerationEngine):
         was_training = model.training
         model.eval()
         try:
-            if self.shares_prefill and params.n > 1:
+            if self.shares_prefill:
                 # whole prompts per batch, as many as fit `batch_size` sequences (at least one)
                 per_batch = max(1, min(self.max_prompts, self.batch_size // params.n))
                 order = sorted(range(len(requests)), key=lambda i: _prompt_size(requests[i]), reverse=True)
                 for start in range(0, len(order), per_batch):
                     rows = order[start : start + per_batch]
-                    samples = self._generate_batch([requests[i] for i in rows], params, repeats=params.n)
+                    samples = self._decode_batch([requests[i] for i in rows], params)
                     for k, i in enumerate(rows):
                         out[i] = samples[k * params.n : (k + 1) * params.n]
             else:
@@ -123,24 +125,36 @@ class TransformersEngine(GenerationEngine):
             model.train(was_training)
         return out
 
-    def _shared_prefill(self, inputs: dict[str, torch.Tensor], repeats: int) -> dict[str, torch.Tensor]:
-        """The kwargs that make `generate` continue from each prompt's cache repeated `repeats` times: the
-        full prompts and their mask (no vision inputs: the frames are in the cache)."""
-        cache = prefix_cache(self.lm.model, inputs)
-        cache.batch_repeat_interleave(repeats)
-        return {
-            "input_ids": inputs["input_ids"].repeat_interleave(repeats, dim=0),
-            "attention_mask": inputs["attention_mask"].repeat_interleave(repeats, dim=0),
-            CACHE_ARG: cache,
-        }
-
-    def _generate_batch(
-        self, requests: list[Request], params: SamplingParams, repeats: int = 1
-    ) -> list[Sample]:
-        """Samples for `requests`, each request `repeats` times in a row (sharing its prefill)."""
+    def _decode_batch(self, requests: list[Request], params: SamplingParams) -> list[Sample]:
+        """`params.n` samples of each request, in a row: each prompt is prefilled once, its cache repeated
+        `params.n` times, and the rows decoded until each finishes."""
         lm, tok = self.lm, self.lm.tokenizer
         batch = build_batch(lm, requests).to(lm.device, lm.dtype)
-        inputs = batch.inputs if repeats == 1 else self._shared_prefill(batch.inputs, repeats)
+        cache = prefix_cache(lm.model, batch.inputs)
+        if params.n > 1:
+            cache.batch_repeat_interleave(params.n)
+        decoded = decode_from_cache(
+            lm.model,
+            cache,
+            batch.inputs["input_ids"].repeat_interleave(params.n, dim=0),
+            batch.inputs["attention_mask"].repeat_interleave(params.n, dim=0),
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+            processors=sampling_processors(params) if params.temperature > 0 else None,
+            logprobs=params.logprobs,
+            stop=params.stop,
+            tokenizer=tok,
+        )
+        return [
+            Sample(tok.decode(d.token_ids, skip_special_tokens=True), d.token_ids, d.logprobs, d.finish_reason)
+            for d in decoded
+        ]
+
+    def _generate_batch(self, requests: list[Request], params: SamplingParams) -> list[Sample]:
+        """One sample of each request, with transformers' `generate` (every row prefills its prompt)."""
+        lm, tok = self.lm, self.lm.tokenizer
+        batch = build_batch(lm, requests).to(lm.device, lm.dtype)
+        inputs = batch.inputs
         prompt_width = batch.input_ids.shape[1]
         eos = tok.convert_tokens_to_ids("<|im_end|>")
         # sampling runs as greedy search over scores the sampler leaves one finite entry in
