@@ -171,7 +171,7 @@ def main() -> None:
     model = lm.model
     with torch.no_grad():
         cells = model.frame_cells(model.frame_pixels(frames))
-        tokens = model.projector(cells)
+        tokens = model.project(cells).unflatten(0, (len(cells), -1))
 
     def mean_cosine(x: torch.Tensor) -> float:
         x = torch.nn.functional.normalize(x.flatten(1), dim=-1)

@@ -26,11 +26,19 @@ def tiny_qwen_dir(family: str = "qwen3_vl") -> Path:
 
 
 @cache
-def nano_dir() -> Path:
+def nano_dir(visual_words: int = 0) -> Path:
     """nano with a token alignment (3 steps on few frames): the build path, not its quality."""
     from videozero.models.nano.build import build_nano
 
-    path, _ = build_nano(_ROOT / "nano", align_steps=3, batch_size=4, generated=8, per_clip=4, evaluate=False)
+    path, _ = build_nano(
+        _ROOT / f"nano-{visual_words}",
+        align_steps=3,
+        visual_words=visual_words,
+        batch_size=4,
+        generated=8,
+        per_clip=4,
+        evaluate=False,
+    )
     return path
 
 

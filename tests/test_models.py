@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.model_builds import generated_clip, nano_dir, real_clip_path, tiny_qwen_dir
+from tests.model_builds import generated_clip, nano_dir, noise_frames, real_clip_path, tiny_qwen_dir
 from videozero.errors import VideozeroError
 from videozero.models.engines.base import SamplingParams
 from videozero.models.engines.transformers_engine import TransformersEngine
@@ -166,3 +166,74 @@ def test_cli_model_info(tmp_path) -> None:
     result = CliRunner().invoke(app, ["model", "info", str(tiny_qwen_dir("qwen3_vl"))])
     assert result.exit_code == 0, result.output
     assert "qwen3_vl" in result.output and "16 px" in result.output
+
+
+def test_nano_frames_start_with_their_visual_words() -> None:
+    """Each frame's first tokens are the embeddings of the frame encoder's own top ImageNet classes:
+    the same frame shown as a query image and in the video reads the same there, a different one not."""
+    from videozero.models.nano.build import class_name_embeddings
+    from videozero.video.frame_encoder import frame_encoder, imagenet_classes
+
+    lm = load_model(nano_dir(visual_words=2))
+    model, config = lm.model, lm.model.config
+    assert config.visual_words == 2 and config.tokens_per_frame == 2 + config.frame_grid**2
+    path, _ = generated_clip()
+    clip = VideoInput.from_clip(decode_video(path, SAMPLING))
+    request = Request("Which second shows the Query image?", clip, images=(("Query", clip.frames[2]),))
+    batch = build_batch(lm, [request])
+    text = lm.tokenizer.decode(batch.input_ids[0])
+    assert text.count("<|image_pad|>") == config.tokens_per_frame
+    assert text.count("<|video_pad|>") == config.tokens_per_frame * len(clip)
+    # the video first, each frame's time after its visual words, then the query image
+    video = "<|video_pad|>" * 2 + f"{clip.timestamps[1]:.1f}" + "<|video_pad|>" * config.frame_grid**2
+    assert video in text and text.index("<|video_pad|>") < text.index("Query: ")
+
+    pixels = model.frame_pixels(clip.frames)
+    cells = model.frame_cells(pixels)
+    words = model.visual_word_ids(cells)
+    with torch.no_grad():
+        net = frame_encoder().net
+        pooled = torch.nn.functional.adaptive_avg_pool2d(net.extract_features(pixels), config.frame_grid)
+        logits = net._fc(pooled.mean((2, 3)))
+    assert torch.equal(words, logits.topk(2, -1).indices)  # the encoder's own top classes, best first
+    with torch.no_grad():
+        tokens = model.project(cells).view(len(clip), config.tokens_per_frame, -1)
+        query = model.frame_tokens(model.frame_pixels(clip.frames[2:3]))
+    assert torch.allclose(query[:2], tokens[2, :2])
+    assert torch.equal(tokens[2, 0], model.projector.words.weight[words[2, 0]])
+    # a visual word starts as the mean embedding of its class name's tokens (the build's alignment
+    # trains the cells only, so a built nano still holds them)
+    names = class_name_embeddings(model, lm.tokenizer)
+    assert names.shape == (len(imagenet_classes()), model.config.text_config.hidden_size)
+    assert torch.allclose(model.projector.words.weight, names)
+
+
+def test_nano_without_visual_words_loads_as_before(tmp_path) -> None:
+    """A checkpoint saved before visual words (its config names none) reads frames as grid cells alone,
+    with its query images before the video as before."""
+    import copy
+    import json
+
+    from videozero.models.nano.modeling_nano import NanoForConditionalGeneration
+
+    lm = load_model(nano_dir(visual_words=2))
+    config = copy.deepcopy(lm.model.config)
+    config.visual_words = 0
+    before = NanoForConditionalGeneration(config)
+    state = {k: v for k, v in lm.model.state_dict().items() if not k.startswith("projector.words")}
+    assert not before.load_state_dict(state, strict=False).unexpected_keys
+    before.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved.pop("visual_words", None)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    old = load_model(tmp_path)
+    assert old.model.config.visual_words == 0 and old.model.projector.words is None
+    frames = noise_frames(2)
+    request = Request("Colour?", VideoInput(frames, np.array([0.0, 0.5])), images=(("Query", frames[0]),))
+    batch = build_batch(old, [request])
+    text = lm.tokenizer.decode(batch.input_ids[0])
+    assert text.count("<|video_pad|>") == 2 * config.frame_grid**2
+    assert "<|vision_start|>0.0<|video_pad|>" in text and text.index("Query: ") < text.index("<|video_pad|>")
+    with torch.no_grad():
+        assert torch.isfinite(old.model(**batch.inputs).logits).all()

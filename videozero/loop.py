@@ -251,11 +251,13 @@ def _model_dir(config: RunConfig, kind: str) -> Path:
 
 
 def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -> str:
-    """The learner's directory, building nano or tiny-qwen on first use (reused by every later run)."""
+    """The learner's directory, building nano or tiny-qwen on first use (reused by every later run; a
+    nano with visual words has a directory of its own)."""
     model = config.learner.model
     if model not in ("nano", "tiny-qwen"):
         return model
-    path = _model_dir(config, model)
+    words = config.learner.visual_words if model == "nano" else 0
+    path = _model_dir(config, f"{model}-words{words}" if words else model)
     if (path / "config.json").exists():
         return str(path)
     tmp = path.with_name(f".{path.name}.building")
@@ -268,7 +270,13 @@ def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -
             if progress is not None:
                 progress("building nano: projector alignment", step, steps, f"loss {loss:.3f}")
 
-        build_nano(tmp, align_steps=steps, seed=config.seed, progress=aligned)
+        build_nano(
+            tmp,
+            align_steps=steps,
+            visual_words=config.learner.visual_words,
+            seed=config.seed,
+            progress=aligned,
+        )
     else:
         from videozero.models.tiny_qwen import build_tiny_qwen
 

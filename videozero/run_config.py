@@ -31,6 +31,13 @@ class LearnerConfig(BaseModel):
 
     model: str = Field("nano", description="nano | tiny-qwen | a checkpoint directory | a hub id")
     align_steps: int = Field(80, ge=0, description="nano's projector alignment steps when it is built")
+    visual_words: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="nano's visual words per frame when it is built (the frame encoder's top ImageNet "
+        "classes, before its grid cells; 0: cells only; bench/results/README.md has what they measured)",
+    )
     warmup: WarmupConfig = Field(
         default_factory=WarmupConfig, description="supervised cold start (0 steps: none)"
     )

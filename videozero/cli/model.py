@@ -38,18 +38,33 @@ def init(
     ] = Kind.nano,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="output directory (default <workdir>/models/<kind>)", show_default=False),
+        typer.Option(
+            "--out",
+            help="output directory (default <workdir>/models/<kind>, nano-words<k> with visual words: "
+            "where `videozero iterate` looks)",
+            show_default=False,
+        ),
     ] = None,
     family: Annotated[Family, typer.Option("--family", help="architecture of tiny-qwen")] = Family.qwen3_vl,
     align_steps: Annotated[
         int, typer.Option("--align-steps", min=0, help="nano projector alignment steps")
     ] = 80,
+    visual_words: Annotated[
+        int,
+        typer.Option(
+            "--visual-words",
+            min=0,
+            max=8,
+            help="nano: visual words (the frame encoder's top ImageNet classes) leading each frame's tokens",
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Build a local checkpoint (nothing is downloaded) and save it in Hugging Face format."""
     import torch
 
-    out = out or default_model_dir(kind.value)
+    words = visual_words if kind is Kind.nano else 0
+    out = out or default_model_dir(f"{kind.value}-words{words}" if words else kind.value)
     started = time.perf_counter()
     table = Table(title=f"{kind.value} checkpoint", show_header=False)
     table.add_column(style="bold")
@@ -67,6 +82,7 @@ def init(
             path, report = build_nano(
                 out,
                 align_steps=align_steps,
+                visual_words=visual_words,
                 seed=seed,
                 progress=lambda step, loss: report_step(
                     "aligning projector", step, align_steps, f"loss {loss:.3f}"
@@ -119,7 +135,11 @@ def info(
     table.add_row("vocabulary", str(len(lm.tokenizer)))
     if lm.family == "nano":
         cfg = lm.model.config
-        table.add_row("frames", f"{cfg.frame_size} px, {cfg.frame_grid}x{cfg.frame_grid} tokens each")
+        words = f"{cfg.visual_words} visual words + " if cfg.visual_words else ""
+        table.add_row(
+            "frames",
+            f"{cfg.frame_size} px, {words}{cfg.frame_grid}x{cfg.frame_grid} tokens each",
+        )
     else:
         v = lm.vision
         table.add_row(

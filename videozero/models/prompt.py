@@ -129,13 +129,19 @@ def _format_time(seconds: float) -> str:
     return f"<{seconds:.1f} seconds>"
 
 
-def _nano_video_text(times: Sequence[float], per_frame: int) -> str:
-    """nano's compact video: one vision group, each frame's tokens after its time as the evidence writes it.
+def _nano_video_text(times: Sequence[float], per_frame: int, words: int = 0) -> str:
+    """nano's compact video: one vision group, each frame's time written as the evidence writes it, after
+    the frame's visual words and before its grid cells.
 
-    `2.3` is 3 tokens where `<2.3 seconds><|vision_start|>..<|vision_end|>` is 8: with 12 frames the
-    video is 86 tokens instead of 144, and the times read exactly as the spans the model must write.
+    `2.3` is 3 tokens where `<2.3 seconds><|vision_start|>..<|vision_end|>` is 8, and the times read
+    exactly as the spans the model must write. A frame's time follows its visual words, so a query image
+    shown after the video (whose words repeat a frame's) is followed in context by that frame's time: the
+    pattern a pretrained LM's copying (induction) heads complete.
+
+    >>> _nano_video_text([0.0, 2.5], 3, words=1).replace(VIDEO_PAD, "#")
+    '<|vision_start|>#0.0###2.5##<|vision_end|>'
     """
-    frames = "".join(f"{t:.1f}{VIDEO_PAD * per_frame}" for t in times)
+    frames = "".join(f"{VIDEO_PAD * words}{t:.1f}{VIDEO_PAD * (per_frame - words)}" for t in times)
     return f"{VISION_START}{frames}{VISION_END}"
 
 
@@ -147,6 +153,10 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
     """
     parts: list[str] = []
     merge = lm.vision.merge_size
+    # nano with visual words: query images after the video (see `_nano_video_text`)
+    video_first = lm.family == "nano" and lm.model.config.visual_words > 0
+    if video_first:
+        _render_video(lm, request.video, mm, expand, parts)
     for label, image in request.images:
         if not expand:
             prefix = f"{label}: " if label else ""
@@ -158,7 +168,7 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
                 (1, lm.model.config.frame_grid, lm.model.config.frame_grid),
             )
             mm["pixel_values"].append(pixels)
-            n = grid[1] * grid[2]
+            n = lm.model.config.tokens_per_frame
         else:
             patches = image_patches(np.asarray(image), lm.vision)
             mm["pixel_values"].append(patches.pixel_values)
@@ -169,7 +179,18 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
             if label
             else f"{VISION_START}{IMAGE_PAD * n}{VISION_END}\n"
         )
-    video = request.video
+    if not video_first:
+        _render_video(lm, request.video, mm, expand, parts)
+    parts.append(request.question)
+    return "".join(parts)
+
+
+def _render_video(
+    lm: LoadedModel, video: VideoInput | None, mm: dict[str, list], expand: bool, parts: list[str]
+) -> None:
+    """Append the video's text (placeholders expanded unless `expand` is false) to `parts`, its
+    tensors to `mm`."""
+    merge = lm.vision.merge_size
     if video is not None and not expand:
         if lm.family == "qwen3_vl":
             parts.append(f"{VISION_START}{VIDEO_PAD}{VISION_END}")
@@ -184,7 +205,7 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
             g = lm.model.config.frame_grid
             mm["pixel_values_videos"].append(lm.model.frame_pixels(video.frames))
             mm["video_grid_thw"].append((len(video), g, g))
-            times, per_step = video.timestamps, g * g
+            times, per_step = video.timestamps, lm.model.config.tokens_per_frame
         else:
             patches = video_patches(video.frames, video.timestamps, lm.vision)
             mm["pixel_values_videos"].append(patches.pixel_values)
@@ -192,7 +213,7 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
             mm["second_per_grid_ts"].append(seconds_per_grid(video.timestamps, lm.vision.temporal_patch_size))
             times, per_step = patches.patch_times, patches.num_tokens(merge) // patches.grid_thw[0]
         if lm.family == "nano":
-            parts.append(_nano_video_text(times, per_step))
+            parts.append(_nano_video_text(times, per_step, lm.model.config.visual_words))
         elif lm.family == "qwen3_vl":
             parts.extend(f"{_format_time(t)}{VISION_START}{VIDEO_PAD * per_step}{VISION_END}" for t in times)
         else:
@@ -201,8 +222,6 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
                 f"Video frames at {stamps} seconds: {VISION_START}{VIDEO_PAD * per_step * len(times)}{VISION_END}"
             )
         parts.append("\n")
-    parts.append(request.question)
-    return "".join(parts)
 
 
 def render_prompt(

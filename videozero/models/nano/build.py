@@ -74,8 +74,11 @@ def load_smollm2(dtype: torch.dtype = torch.float32):
             logging.enable_progress_bar()
 
 
-def assemble_nano(frame_size: int = 112, frame_grid: int = 2, seed: int = 0) -> NanoForConditionalGeneration:
-    """nano with the pretrained LM, the shared vocabulary and a freshly initialised projector."""
+def assemble_nano(
+    frame_size: int = 112, frame_grid: int = 2, visual_words: int = 0, seed: int = 0
+) -> NanoForConditionalGeneration:
+    """nano with the pretrained LM, the shared vocabulary and a freshly initialised projector; each visual
+    word starts as the mean embedding of its ImageNet class name's tokens."""
     torch.manual_seed(seed)
     tok = shared_tokenizer()
     lm = load_smollm2()
@@ -95,6 +98,7 @@ def assemble_nano(frame_size: int = 112, frame_grid: int = 2, seed: int = 0) -> 
         text_config=text_config,
         frame_size=frame_size,
         frame_grid=frame_grid,
+        visual_words=visual_words,
         image_token_id=image,
         video_token_id=video,
         vision_start_token_id=start,
@@ -107,10 +111,22 @@ def assemble_nano(frame_size: int = 112, frame_grid: int = 2, seed: int = 0) -> 
             f"SmolLM2 weights do not fit nano's LM (missing {missing}, unexpected {unexpected})"
         )
     model.language_model.tie_weights()
+    if model.projector.words is not None:
+        with torch.no_grad():
+            model.projector.words.weight.copy_(class_name_embeddings(model, tok))
     model.generation_config.update(
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id
     )
     return model.eval()
+
+
+def class_name_embeddings(model: NanoForConditionalGeneration, tok) -> torch.Tensor:
+    """[classes, hidden]: the mean input embedding of each ImageNet class name's tokens (" tabby cat")."""
+    table = model.get_input_embeddings().weight
+    rows = [
+        table[tok(f" {name}", add_special_tokens=False)["input_ids"]].mean(0) for name in imagenet_classes()
+    ]
+    return torch.stack(rows)
 
 
 def as_loaded(model: NanoForConditionalGeneration, source: str = "nano (in memory)") -> LoadedModel:
@@ -281,7 +297,9 @@ def align_projector(
     before = heldout_scores(lm, data, held) if evaluate else (math.nan, math.nan)
     model.requires_grad_(False)
     model.projector.requires_grad_(True)
-    params = [p for p in model.projector.parameters()]
+    if model.projector.words is not None:  # the visual words keep their names' meaning: the cells learn
+        model.projector.words.requires_grad_(False)
+    params = [p for p in model.projector.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / max(1, steps)))
@@ -318,6 +336,7 @@ def align_projector(
 def build_nano(
     out: str | Path,
     align_steps: int = 80,
+    visual_words: int = 0,
     batch_size: int = 16,
     generated: int = 96,
     per_clip: int = 48,
@@ -326,7 +345,7 @@ def build_nano(
     evaluate: bool = True,
 ) -> tuple[Path, AlignmentReport]:
     """Assemble nano, align its projector, and save it with its tokenizer at `out` (HF format)."""
-    model = assemble_nano(seed=seed)
+    model = assemble_nano(visual_words=visual_words, seed=seed)
     data = alignment_frames(model, per_clip=per_clip, generated=generated, seed=seed)
     report = align_projector(
         model, data, steps=align_steps, batch_size=batch_size, seed=seed, progress=progress, evaluate=evaluate

@@ -12,7 +12,10 @@ class NanoConfig(PreTrainedConfig):
     """nano's config: the language model's config (`text_config`) plus how frames become tokens.
 
     Each frame is resized to `frame_size` px, encoded by EfficientNet-Lite0 into a 1280-channel map, pooled
-    to `frame_grid` x `frame_grid` cells, and each cell projected to one LM token.
+    to `frame_grid` x `frame_grid` cells, and each cell projected to one LM token. With `visual_words` k > 0
+    each frame's tokens start with k visual words: the embeddings of the frame encoder's own top-k ImageNet
+    classes, a discrete code that equal or near-equal frames share, so that a frame shown twice (a query
+    image and its moment in the video) reads the same to the LM.
     """
 
     model_type = "videozero_nano"
@@ -23,6 +26,7 @@ class NanoConfig(PreTrainedConfig):
     text_config: dict | PreTrainedConfig | None = None
     frame_size: int = 112
     frame_grid: int = 2
+    visual_words: int = 0
     feature_dim: int = 1280
     projector_hidden: int = 1024
     image_token_id: int = 49154
@@ -30,6 +34,12 @@ class NanoConfig(PreTrainedConfig):
     vision_start_token_id: int = 49152
     vision_end_token_id: int = 49153
     tie_word_embeddings: bool = True
+    imagenet_classes: int = 1000
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """LM tokens of one frame or still image: its visual words, then its grid cells."""
+        return self.visual_words + self.frame_grid * self.frame_grid
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -34,7 +34,8 @@ class NanoPreTrainedModel(PreTrainedModel):
 
 
 class NanoProjector(nn.Module):
-    """Frame-encoder cells (1280-d) -> LM embeddings, plus a learned embedding of each cell's position."""
+    """Frame-encoder cells (1280-d) -> LM embeddings, plus a learned embedding of each cell's position;
+    with `visual_words`, an embedding per ImageNet class for the frame's visual words."""
 
     def __init__(self, config: NanoConfig) -> None:
         super().__init__()
@@ -43,10 +44,16 @@ class NanoProjector(nn.Module):
         self.fc1 = nn.Linear(config.feature_dim, config.projector_hidden)
         self.fc2 = nn.Linear(config.projector_hidden, hidden)
         self.cell = nn.Parameter(torch.zeros(config.frame_grid * config.frame_grid, hidden))
+        self.words = nn.Embedding(config.imagenet_classes, hidden) if config.visual_words else None
 
-    def forward(self, cells: torch.Tensor) -> torch.Tensor:
-        """[frames, cells, 1280] -> [frames, cells, hidden]."""
-        return self.fc2(F.gelu(self.fc1(self.norm(cells)))) + self.cell
+    def forward(self, cells: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        """[frames, cells, 1280] (and visual word ids [frames, k]) -> [frames, k + cells, hidden]."""
+        tokens = self.fc2(F.gelu(self.fc1(self.norm(cells)))) + self.cell
+        if self.words is None:
+            return tokens
+        if words is None:
+            raise ValueError("this nano reads visual words: pass each frame's class ids")
+        return torch.cat([self.words(words).to(tokens.dtype), tokens], dim=1)
 
 
 class NanoForConditionalGeneration(NanoPreTrainedModel, GenerationMixin):
@@ -91,10 +98,28 @@ class NanoForConditionalGeneration(NanoPreTrainedModel, GenerationMixin):
             out.append(pooled.flatten(2).transpose(1, 2))
         return torch.cat(out)
 
+    @torch.no_grad()
+    def visual_word_ids(self, cells: torch.Tensor) -> torch.Tensor | None:
+        """The frame encoder's top-k ImageNet classes of each frame, [T, k] (None: nano reads none).
+
+        The encoder's own classifier reads the mean of the frame's pooled cells: a centre-weighted mean
+        feature (at 112 px the 3x3 map's 2x2 cells overlap in its middle row and column)."""
+        k = self.config.visual_words
+        if not k:
+            return None
+        head = self.frame_encoder().net._fc
+        logits = head(cells.mean(1).to(head.weight.device, head.weight.dtype))
+        return logits.topk(k, dim=-1).indices.to(cells.device)
+
+    def project(self, cells: torch.Tensor) -> torch.Tensor:
+        """Frame tokens from frozen cells, flat: [T * tokens_per_frame, hidden] (gradients reach the
+        projector)."""
+        cells = cells.to(self.projector.fc1.weight.dtype)
+        return self.projector(cells, self.visual_word_ids(cells)).flatten(0, 1)
+
     def frame_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Projected frame tokens, flat: [T * grid * grid, hidden] (gradients flow into the projector)."""
-        cells = self.frame_cells(pixels).to(self.projector.fc1.weight.dtype)
-        return self.projector(cells).flatten(0, 1)
+        """Projected frame tokens, flat: [T * tokens_per_frame, hidden] (gradients reach the projector)."""
+        return self.project(self.frame_cells(pixels))
 
     def _merge(
         self,
@@ -110,10 +135,7 @@ class NanoForConditionalGeneration(NanoPreTrainedModel, GenerationMixin):
             if count:
                 raise ValueError(f"the prompt holds {count} vision placeholders but no pixels were given")
             return embeds
-        if cells is None:
-            tokens = self.frame_tokens(pixels)
-        else:
-            tokens = self.projector(cells.to(self.projector.fc1.weight.dtype)).flatten(0, 1)
+        tokens = self.frame_tokens(pixels) if cells is None else self.project(cells)
         if tokens.shape[0] != count:
             raise ValueError(
                 f"the prompt holds {count} vision placeholders but the pixels give {tokens.shape[0]} tokens"
