@@ -3,7 +3,7 @@ after each GRPO round, beside each family's best constant answer and span.
 
 Run: python bench/learning.py --nano DIR [--train-scenes 16] [--eval-scenes 6] [--warmup-steps N]
      [--warmup-lr LR] [--full] [--eval-every N] [--rounds 2] [--steps 4] [--prompts 4] [--group 4]
-     [--temperature T] [--skip-base] [--out FILE]
+     [--temperature T] [--rationale] [--skip-base] [--save DIR] [--out FILE]
 
 The questions are the loop's own template families (grounding, ordering, arrow_of_time, what_next,
 counting, semantic_grounding) at every level, built on generated scenes with answers and evidence known
@@ -51,6 +51,11 @@ def main() -> None:
         "--full", action="store_true", help="warm up the full LM (default: the preset's LoRA)"
     )
     parser.add_argument(
+        "--rationale",
+        action="store_true",
+        help="warm-up targets think their constructed rationale (default: the preset's, an empty think)",
+    )
+    parser.add_argument(
         "--eval-every",
         type=int,
         default=0,
@@ -72,6 +77,7 @@ def main() -> None:
         "--skip-base", action="store_true", help="do not score the checkpoint before the warm-up"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", help="save the warmed-up checkpoint to this directory")
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
 
@@ -145,9 +151,9 @@ def main() -> None:
     size = lm_size(lm.model)
     sample = train[:: max(1, len(train) // 64)]
     prompt_tokens = sum(build_batch(lm, [x.request]).prompt_lengths[0] for x in sample) / len(sample)
-    target_tokens = sum(len(lm.tokenizer(t)["input_ids"]) + 1 for t in supervised_targets(sample)) / len(
-        sample
-    )
+    target_tokens = sum(
+        len(lm.tokenizer(t)["input_ids"]) + 1 for t in supervised_targets(sample, args.rationale)
+    ) / len(sample)
     console.print(
         f"floor: fp32 GEMM {gemm:.0f} GFLOP/s on 2 threads; LM body {size.body / 1e6:.1f} M + head "
         f"{size.head / 1e6:.1f} M parameters; training prompts "
@@ -164,6 +170,13 @@ def main() -> None:
             f"[bold]{stage}[/]: accuracy {scores.accuracy:.3f}, IoU {scores.iou:.3f}, format {scores.format_rate:.0%} "
             f"(trained {seconds:.0f} s, scored in {time.perf_counter() - t:.0f} s)"
         )
+        said = {f: v["rationale"] for f, v in sorted(scores.families.items()) if "rationale" in v}
+        if said and args.rationale:
+            console.print(
+                f"  think says the constructed rationale: {scores.rationale:.0%} ("
+                + ", ".join(f"{f} {v:.0%}" for f, v in said.items())
+                + ")"
+            )
 
     if not args.skip_base:
         evaluate("nano", 0.0)
@@ -174,6 +187,8 @@ def main() -> None:
         wcfg = wcfg.model_copy(update={"lr": args.warmup_lr})
     if args.full:
         wcfg = wcfg.model_copy(update={"lora": None})
+    if args.rationale:
+        wcfg = wcfg.model_copy(update={"rationale": True})
     pick = np.random.default_rng(args.seed + 1)
     curve = [
         scored[i]
@@ -223,6 +238,10 @@ def main() -> None:
         f"{per_step:.1f} s/step ({step_floor}), {report.trainable:,} trainable"
     )
     evaluate("after warm-up", time.perf_counter() - t - sum(curve_seconds))
+    if args.save:
+        from videozero.solver.training import save_checkpoint
+
+        save_checkpoint(lm, Path(args.save))
     updates = {"seed": args.seed}
     for key, value in (
         ("steps", args.steps),

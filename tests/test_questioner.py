@@ -390,6 +390,7 @@ def test_family_measurements_feed_the_curriculum(mined):
 def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_training_videos(mined):
     from videozero.questioner.round import QuestionerConfig
     from videozero.questioner.supervision import template_targets, training_videos
+    from videozero.solver.warmup import supervised_targets
 
     store, root, _, videos = mined
     ids = list(videos)
@@ -411,6 +412,23 @@ def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_trainin
         for t in targets
     ]
     assert len(set(shown)) == len(shown)  # distinct questions (same words may come with other images)
+    # each template target thinks its constructed hops in times of the frames the solver is shown
+    for t in targets:
+        stamps = {f"{x:.1f}" for x in t.request.video.timestamps}
+        times = re.findall(r"\d+\.\d", t.rationale)
+        assert all(x in stamps for x in times), (t.family, t.rationale)
+        if t.family == "counting":
+            assert t.rationale == ""  # its evidence spans already mark each cut
+        elif t.family == "grounding":
+            assert t.rationale.startswith("Query ") and len(times) == 1
+            inside = [x for x in t.request.video.timestamps if t.evidence[0][0] <= x <= t.evidence[0][1]]
+            if inside:  # the query's moment is a shown frame of the answer's span when one is there
+                assert float(times[0]) in {round(x, 1) for x in inside}, (t.rationale, t.evidence)
+        elif t.family == "ordering":
+            assert len(times) == len(t.answer.split(","))
+    targets_text = supervised_targets(targets, rationale=True)
+    assert all(f"<think>{t.rationale}</think>" in text for t, text in zip(targets, targets_text, strict=True))
+    assert all("<think></think>" in text for text in supervised_targets(targets))  # the default: none
 
 
 def test_validation_and_warmup_videos_get_their_own_splits_and_fixed_questions(mined):
@@ -567,3 +585,27 @@ def test_matching_drills_are_true_to_the_frames_and_train_with_the_warmup_settin
     w = WarmupConfig(lora=None, matching=MatchingConfig(steps=3, batch_size=4, micro_batch_size=2, lr=1e-3))
     report = matching_steps(lm, drills[:12], w)
     assert report.steps == 3 and report.examples == 12 and np.isfinite(report.last_loss)
+
+
+def test_heldout_scores_count_answers_that_think_the_constructed_rationale():
+    """The first hops, measured: the share of answers whose think says the question's rationale, per
+    family, over the questions that have one (counting has none; its questions do not dilute it)."""
+    from videozero.solver.heldout import heldout_scores
+    from videozero.solver.rollout import SolverQuestion
+
+    def question(family: str, rationale: str) -> SolverQuestion:
+        return SolverQuestion(
+            Request(family), "option", "A", ((2.0, 4.0),), 10.0, family=family, rationale=rationale
+        )
+
+    questions = [
+        question("grounding", "Query 2.5"),
+        question("grounding", "Query 6.0"),
+        question("counting", ""),
+    ]
+    said = iter(["Query  2.5", "Query 7.5", "whatever"])
+    engine = ScriptedSolver(lambda r, k: _answer("A").replace("<think>", f"<think>{next(said)}"))
+    scores = heldout_scores(engine, questions)
+    assert scores.families["grounding"]["rationale"] == 0.5  # whitespace aside, one of two said it
+    assert "rationale" not in scores.families["counting"]
+    assert scores.rationale == 0.5 and scores.accuracy == 1.0

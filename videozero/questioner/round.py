@@ -533,15 +533,18 @@ def solver_question(
     and the query images cut from the dense mined frames; the answer is the constructed one for template
     questions (model-written ones are scored against their consensus)."""
     from videozero.questioner.candidate import question_request
+    from videozero.questioner.rationale import rationale
     from videozero.solver.rollout import SolverQuestion
 
+    template = c.writer == "template"
     return SolverQuestion(
         request=question_request(c.prompt, c.spec, dense, shown),
         kind=c.kind,
-        answer=c.answer if c.writer == "template" else None,
+        answer=c.answer if template else None,
         evidence=c.evidence,
         duration=ev.duration,
         writer=c.writer,
         family=c.family,
         question_id=question_id,
+        rationale=rationale(c.family, c.spec, c.evidence, shown.timestamps) if template else "",
     )

@@ -361,9 +361,17 @@ class GRPOTrainer:
         return token_logprobs(model, batch)
 
     def _anchor_pass(self, results: Sequence[QuestionRollouts]) -> float:
-        """Supervised anchor on the training targets (the format floor); returns its weighted loss."""
+        """Supervised anchor on the training targets (the format floor); returns its weighted loss. A
+        constructed target thinks its constructed rationale, as the warm-up's do."""
         requests = [r.question.request for r in results]
-        targets = [render_answer(r.target_spans, r.target_answer) for r in results]
+        targets = [
+            render_answer(
+                r.target_spans,
+                r.target_answer,
+                r.question.rationale if r.target_answer == r.question.answer else "",
+            )
+            for r in results
+        ]
         return self._supervised_pass(requests, targets)
 
     def _supervised_pass(self, requests: Sequence, targets: Sequence[str]) -> float:

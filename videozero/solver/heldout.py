@@ -30,6 +30,8 @@ class HeldoutScores:
     per_question: list[float]
     families: dict[str, dict[str, float]] = field(default_factory=dict)
     per_question_accuracy: list[float] = field(default_factory=list)
+    # answers whose think says the constructed rationale exactly (questions that have one; nan: none)
+    rationale: float = math.nan
 
     @property
     def stderr(self) -> float:
@@ -91,13 +93,15 @@ def heldout_scores(
             for key, value in part.items():
                 totals[fam][key] += value
             totals[fam]["n"] += 1
-    families = {
-        fam: {key: (v / t["n"] if key != "n" else v) for key, v in t.items()}
-        for fam, t in totals.items()
-        if fam != "all"
-    }
+            if q.rationale:  # the first hops, said right (template questions that have them)
+                totals[fam]["rationale"] += (
+                    sum(_said(s.parsed.think) == _said(q.rationale) for s in scored) / k
+                )
+                totals[fam]["with_rationale"] += 1
+    families = {fam: _means(t) for fam, t in totals.items() if fam != "all"}
     allt = totals["all"]
     n = max(1.0, allt["n"])
+    said = allt["rationale"] / allt["with_rationale"] if allt["with_rationale"] else math.nan
     return HeldoutScores(
         reward=allt["reward"] / n,
         accuracy=allt["accuracy"] / n,
@@ -106,4 +110,21 @@ def heldout_scores(
         per_question=per_q,
         families=families,
         per_question_accuracy=per_q_acc,
+        rationale=said,
     )
+
+
+def _said(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _means(t: dict[str, float]) -> dict[str, float]:
+    """A family's totals as means: `rationale` over the questions that have one, the rest over all."""
+    out = {
+        key: (v / t["n"] if key != "n" else v)
+        for key, v in t.items()
+        if key not in ("rationale", "with_rationale")
+    }
+    if t.get("with_rationale"):
+        out["rationale"] = t["rationale"] / t["with_rationale"]
+    return out

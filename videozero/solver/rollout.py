@@ -40,6 +40,7 @@ class SolverQuestion:
     writer: str = "template"
     family: str = ""
     question_id: int | None = None
+    rationale: str = ""  # the <think> text known by construction (template questions), else empty
 
 
 class RolloutConfig(BaseModel):

@@ -66,6 +66,12 @@ class WarmupConfig(BaseModel):
         "with this, not with batch_size: nano's LoRA warm-up peaked at 2.2 GB with 1, 3.5 GB with 2 "
         "for 12% less time a step, 8.7 GB with 8)",
     )
+    rationale: bool = Field(
+        False,
+        description="template targets think their constructed hops (where a query image is shown, ...: "
+        "questioner.rationale) instead of an empty think; at the default 24 LoRA steps it lowered nano's "
+        "validation accuracy (bench/results/README.md)",
+    )
     lr: float = Field(2e-4, gt=0, description="learning rate of the LM (LoRA or full)")
     projector_lr: float = Field(1e-3, ge=0, description="learning rate of the projector (0: frozen)")
     warmup_fraction: float = Field(0.1, ge=0, le=1, description="linear learning-rate warm-up, then cosine")
@@ -90,9 +96,10 @@ class WarmupReport:
     seconds_per_step: float
 
 
-def supervised_targets(questions: Sequence[SolverQuestion]) -> list[str]:
-    """The answer-format text of each question's constructed answer and evidence."""
-    return [render_answer(q.evidence, q.answer or "") for q in questions]
+def supervised_targets(questions: Sequence[SolverQuestion], rationale: bool = False) -> list[str]:
+    """The answer-format text of each question's constructed answer and evidence, with its constructed
+    rationale as the think text (`rationale=False`: an empty think)."""
+    return [render_answer(q.evidence, q.answer or "", q.rationale if rationale else "") for q in questions]
 
 
 def warmup(
@@ -105,7 +112,8 @@ def warmup(
     usable = [q for q in questions if q.answer is not None]
     if not usable:
         raise ValueError("the warm-up needs questions with constructed answers")
-    return supervised_steps(lm, [q.request for q in usable], supervised_targets(usable), config, progress)
+    targets = supervised_targets(usable, config.rationale if config else False)
+    return supervised_steps(lm, [q.request for q in usable], targets, config, progress)
 
 
 def supervised_steps(
