@@ -13,9 +13,9 @@ class NanoConfig(PreTrainedConfig):
 
     Each frame is resized to `frame_size` px, encoded by EfficientNet-Lite0 into a 1280-channel map, pooled
     to `frame_grid` x `frame_grid` cells, and each cell projected to one LM token. With `visual_words` k > 0
-    each frame's tokens start with k visual words: the embeddings of the frame encoder's own top-k ImageNet
-    classes, a discrete code that equal or near-equal frames share, so that a frame shown twice (a query
-    image and its moment in the video) reads the same to the LM.
+    each frame's tokens start with k visual words: the embeddings of the top-k ImageNet classes by the frame
+    encoder's own classifier (on the mean of its cells), a discrete code that equal or near-equal frames
+    share, so that a frame shown twice (a query image and its moment in the video) reads the same to the LM.
     """
 
     model_type = "videozero_nano"
