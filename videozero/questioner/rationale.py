@@ -38,13 +38,6 @@ def shown_time(timestamps: np.ndarray, t: float, within: Sequence[float] | None 
     return f"{stamps[int(np.argmin(np.abs(stamps - float(t))))]:.1f}"
 
 
-def first_shown_in(timestamps: np.ndarray, span: Sequence[float]) -> str:
-    """The first shown frame's time inside `span` (the nearest to its start when none is inside)."""
-    stamps = np.asarray(timestamps, dtype=np.float64)
-    inside = stamps[(stamps >= span[0]) & (stamps <= span[1])]
-    return f"{inside[0]:.1f}" if len(inside) else shown_time(stamps, span[0])
-
-
 def rationale(
     family: str, spec: Mapping[str, Any], evidence: Sequence[Sequence[float]], timestamps: np.ndarray
 ) -> str:
@@ -68,5 +61,6 @@ def rationale(
     if family == "what_next" and query and evidence:
         return f"Moment {shown_time(timestamps, query[0]['times'][0])}, next {shown_time(timestamps, evidence[0][1])}"
     if family == "semantic_grounding" and evidence and spec.get("label"):
-        return f"{spec['label']} {first_shown_in(timestamps, evidence[0])}"
+        # its first shown frame: the one nearest the span's start inside it
+        return f"{spec['label']} {shown_time(timestamps, evidence[0][0], evidence[0])}"
     return ""
