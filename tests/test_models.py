@@ -237,3 +237,39 @@ def test_nano_without_visual_words_loads_as_before(tmp_path) -> None:
     assert "<|vision_start|>0.0<|video_pad|>" in text and text.index("Query: ") < text.index("<|video_pad|>")
     with torch.no_grad():
         assert torch.isfinite(old.model(**batch.inputs).logits).all()
+
+
+def test_nano_recall_names_the_shown_frame_each_image_resembles() -> None:
+    """With frame_recall each still image shown with a video is followed by the time of the shown frame
+    it most resembles: a frame of the video recalls itself, and once that frame is dropped another shown
+    time; a blind request (no video) and a nano without recall write none."""
+    lm = load_model(nano_dir())
+    model = lm.model
+    path, _ = generated_clip()
+    clip = VideoInput.from_clip(decode_video(path, SAMPLING))
+    request = Request("When?", clip, images=(("Query", clip.frames[3]), ("Noise", noise_frames(1)[0])))
+
+    def recalled(req: Request) -> list[float]:
+        import re
+
+        text = lm.tokenizer.decode(build_batch(lm, [req]).input_ids[0])
+        return [float(t) for t in re.findall(r"<\|vision_end\|> like (\d+\.\d)\n", text)]
+
+    assert recalled(request) == []  # off by default: a checkpoint without the key reads as before
+    model.config.frame_recall = True
+    try:
+        query, noise = recalled(request)
+        shown = [round(float(t), 1) for t in clip.timestamps]
+        cells = model.frame_cells(model.frame_pixels(clip.frames))
+        own = model.frame_cells(model.frame_pixels(clip.frames[3:4]))[0]
+        # the frame itself (or its twin): equal up to batched-convolution rounding
+        assert torch.allclose(cells[shown.index(query)], own, atol=1e-3, rtol=1e-3)
+        assert noise in shown
+        keep = np.ones(len(clip), bool)
+        keep[[i for i, t in enumerate(shown) if t == query]] = False
+        dropped = Request("When?", clip.drop(~keep), images=request.images[:1])
+        (other,) = recalled(dropped)
+        assert other != query and other in [t for t, k in zip(shown, keep, strict=True) if k]
+        assert recalled(request.without_video()) == []
+    finally:
+        model.config.frame_recall = False

@@ -252,12 +252,16 @@ def _model_dir(config: RunConfig, kind: str) -> Path:
 
 def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -> str:
     """The learner's directory, building nano or tiny-qwen on first use (reused by every later run; a
-    nano with visual words has a directory of its own)."""
+    nano with visual words or frame recall has a directory of its own)."""
     model = config.learner.model
     if model not in ("nano", "tiny-qwen"):
         return model
-    words = config.learner.visual_words if model == "nano" else 0
-    path = _model_dir(config, f"{model}-words{words}" if words else model)
+    if model == "nano":
+        from videozero.models.nano.build import build_name
+
+        path = _model_dir(config, build_name(config.learner.visual_words, config.learner.frame_recall))
+    else:
+        path = _model_dir(config, model)
     if (path / "config.json").exists():
         return str(path)
     tmp = path.with_name(f".{path.name}.building")
@@ -274,6 +278,7 @@ def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -
             tmp,
             align_steps=steps,
             visual_words=config.learner.visual_words,
+            frame_recall=config.learner.frame_recall,
             seed=config.seed,
             progress=aligned,
         )

@@ -38,6 +38,12 @@ class LearnerConfig(BaseModel):
         description="nano's visual words per frame when it is built (the frame encoder's top ImageNet "
         "classes, before its grid cells; 0: cells only; bench/results/README.md has what they measured)",
     )
+    frame_recall: bool = Field(
+        False,
+        description="nano, when it is built: each still image shown with a video is followed by the time "
+        "of the shown frame it most resembles by the frozen frame encoder (bench/results/README.md has "
+        "what it measured)",
+    )
     warmup: WarmupConfig = Field(
         default_factory=WarmupConfig, description="supervised cold start (0 steps: none)"
     )

@@ -40,8 +40,8 @@ def init(
         Path | None,
         typer.Option(
             "--out",
-            help="output directory (default <workdir>/models/<kind>, nano-words<k> with visual words: "
-            "where `videozero iterate` looks)",
+            help="output directory (default <workdir>/models/<kind>; nano-words<k>, nano-recall or "
+            "nano-words<k>-recall with those settings: where `videozero iterate` looks)",
             show_default=False,
         ),
     ] = None,
@@ -58,13 +58,23 @@ def init(
             help="nano: visual words (the frame encoder's top ImageNet classes) leading each frame's tokens",
         ),
     ] = 0,
+    frame_recall: Annotated[
+        bool,
+        typer.Option(
+            "--frame-recall",
+            help="nano: write after each still image the time of the shown frame it most resembles",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Build a local checkpoint (nothing is downloaded) and save it in Hugging Face format."""
     import torch
 
-    words = visual_words if kind is Kind.nano else 0
-    out = out or default_model_dir(f"{kind.value}-words{words}" if words else kind.value)
+    if out is None and kind is Kind.nano:
+        from videozero.models.nano.build import build_name
+
+        out = default_model_dir(build_name(visual_words, frame_recall))
+    out = out or default_model_dir(kind.value)
     started = time.perf_counter()
     table = Table(title=f"{kind.value} checkpoint", show_header=False)
     table.add_column(style="bold")
@@ -83,6 +93,7 @@ def init(
                 out,
                 align_steps=align_steps,
                 visual_words=visual_words,
+                frame_recall=frame_recall,
                 seed=seed,
                 progress=lambda step, loss: report_step(
                     "aligning projector", step, align_steps, f"loss {loss:.3f}"
@@ -136,9 +147,10 @@ def info(
     if lm.family == "nano":
         cfg = lm.model.config
         words = f"{cfg.visual_words} visual words + " if cfg.visual_words else ""
+        recall = ", each still image followed by its recalled frame's time" if cfg.frame_recall else ""
         table.add_row(
             "frames",
-            f"{cfg.frame_size} px, {words}{cfg.frame_grid}x{cfg.frame_grid} tokens each",
+            f"{cfg.frame_size} px, {words}{cfg.frame_grid}x{cfg.frame_grid} tokens each{recall}",
         )
     else:
         v = lm.vision

@@ -157,7 +157,8 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
     video_first = lm.family == "nano" and lm.model.config.visual_words > 0
     if video_first:
         _render_video(lm, request.video, mm, expand, parts)
-    for label, image in request.images:
+    recalled = _nano_recall(lm, request) if expand else [""] * len(request.images)
+    for (label, image), recall in zip(request.images, recalled, strict=True):
         if not expand:
             prefix = f"{label}: " if label else ""
             parts.append(f"{prefix}{VISION_START}{IMAGE_PAD}{VISION_END}\n")
@@ -174,15 +175,25 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
             mm["pixel_values"].append(patches.pixel_values)
             grid, n = patches.grid_thw, patches.num_tokens(merge)
         mm["image_grid_thw"].append(grid)
-        parts.append(
-            f"{label}: {VISION_START}{IMAGE_PAD * n}{VISION_END}\n"
-            if label
-            else f"{VISION_START}{IMAGE_PAD * n}{VISION_END}\n"
-        )
+        prefix = f"{label}: " if label else ""
+        parts.append(f"{prefix}{VISION_START}{IMAGE_PAD * n}{VISION_END}{recall}\n")
     if not video_first:
         _render_video(lm, request.video, mm, expand, parts)
     parts.append(request.question)
     return "".join(parts)
+
+
+def _nano_recall(lm: LoadedModel, request: Request) -> list[str]:
+    """nano with `frame_recall`: the text after each still image naming the shown frame it most
+    resembles (`Query: <image> like 11.3`); empty strings for other models, or when no video is shown."""
+    if lm.family != "nano" or not lm.model.config.frame_recall or request.video is None:
+        return [""] * len(request.images)
+    if not request.images:
+        return []
+    images = torch.cat([lm.model.frame_pixels(np.asarray(image)[None]) for _, image in request.images])
+    frames = lm.model.frame_pixels(request.video.frames)
+    times = lm.model.recall_times(images, frames, request.video.timestamps)
+    return [f" like {t:.1f}" for t in times]
 
 
 def _render_video(

@@ -16,6 +16,10 @@ class NanoConfig(PreTrainedConfig):
     each frame's tokens start with k visual words: the embeddings of the top-k ImageNet classes by the frame
     encoder's own classifier (on the mean of its cells), a discrete code that equal or near-equal frames
     share, so that a frame shown twice (a query image and its moment in the video) reads the same to the LM.
+    With `frame_recall`, each still image shown with a video is followed by the time of the shown frame it
+    most resembles (cosine of the frozen encoder's mean cell features, `recall_times`): the cross-image
+    lookup a 135M LM does not learn from a warm-up's budget, made by the frozen encoder, so that the LM
+    learns what to do with it (compare, order, pick the option span that holds it).
     """
 
     model_type = "videozero_nano"
@@ -27,6 +31,7 @@ class NanoConfig(PreTrainedConfig):
     frame_size: int = 112
     frame_grid: int = 2
     visual_words: int = 0
+    frame_recall: bool = False
     feature_dim: int = 1280
     projector_hidden: int = 1024
     image_token_id: int = 49154

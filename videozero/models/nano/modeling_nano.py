@@ -9,6 +9,7 @@ that training loops can cache them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -110,6 +111,19 @@ class NanoForConditionalGeneration(NanoPreTrainedModel, GenerationMixin):
         head = self.frame_encoder().net._fc
         logits = head(cells.mean(1).to(head.weight.device, head.weight.dtype))
         return logits.topk(k, dim=-1).indices.to(cells.device)
+
+    @torch.no_grad()
+    def recall_times(
+        self, images: torch.Tensor, frames: torch.Tensor, times: np.ndarray | Sequence[float]
+    ) -> list[float]:
+        """For each still image (normalised pixels [N, 3, S, S]), the time of the shown frame ([T, 3, S, S]
+        at `times`) it most resembles: cosine of the frozen encoder's mean cell features, earliest on ties."""
+        if len(frames) != len(times):
+            raise ValueError(f"{len(frames)} frames but {len(times)} timestamps")
+        query = F.normalize(self.frame_cells(images).float().mean(1), dim=-1)
+        shown = F.normalize(self.frame_cells(frames).float().mean(1), dim=-1)
+        best = (query @ shown.T).argmax(dim=1)
+        return [float(times[int(i)]) for i in best]
 
     def project(self, cells: torch.Tensor) -> torch.Tensor:
         """Frame tokens from frozen cells, flat: [T * tokens_per_frame, hidden] (gradients reach the
