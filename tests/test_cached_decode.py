@@ -45,6 +45,7 @@ def test_finished_rows_leave_the_batch_and_the_others_decode_as_before() -> None
     # end-of-turn := the token row 0 writes third (and no other row writes before its own end)
     eos = free[0].token_ids[2]
     rows_per_step: list[int] = []
+
     def count(_module, _args, kwargs):
         if kwargs["input_ids"].shape[1] == 1:  # a decode step (the prefill runs the prompts)
             rows_per_step.append(kwargs["input_ids"].shape[0])

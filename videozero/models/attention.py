@@ -37,7 +37,15 @@ def single_query_attention(
         or kwargs.get("softcap") is not None
     ):
         return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+            module,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=dropout,
+            scaling=scaling,
+            is_causal=is_causal,
+            **kwargs,
         )
     batch, heads, _, dim = query.shape
     kv_heads = key.shape[1]

@@ -68,13 +68,17 @@ def decode_from_cache(
     tokens = input_ids[:, -1:]
     positions = (mask.sum(-1, keepdim=True) - 1).clamp(min=0)
     for step in range(max_new_tokens):
-        logits = model(
-            input_ids=tokens,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            **{CACHE_ARG: cache},
-        ).logits[:, -1].float()
+        logits = (
+            model(
+                input_ids=tokens,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                **{CACHE_ARG: cache},
+            )
+            .logits[:, -1]
+            .float()
+        )
         picked = (processors(None, logits.clone()) if processors is not None else logits).argmax(-1)
         chosen = picked.tolist()
         row_lps = (
@@ -101,6 +105,4 @@ def decode_from_cache(
         tokens = picked[:, None]
         positions = positions + 1
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-    return [
-        Decoded(ids[row], lps[row] if logprobs else None, finish[row]) for row in range(len(ids))
-    ]
+    return [Decoded(ids[row], lps[row] if logprobs else None, finish[row]) for row in range(len(ids))]

@@ -146,7 +146,9 @@ class TransformersEngine(GenerationEngine):
             tokenizer=tok,
         )
         return [
-            Sample(tok.decode(d.token_ids, skip_special_tokens=True), d.token_ids, d.logprobs, d.finish_reason)
+            Sample(
+                tok.decode(d.token_ids, skip_special_tokens=True), d.token_ids, d.logprobs, d.finish_reason
+            )
             for d in decoded
         ]
 
