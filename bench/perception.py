@@ -106,10 +106,11 @@ def main() -> None:
     from videozero.evidence.mine import mine_videos
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
-    from videozero.questioner.round import QuestionerConfig
+    from videozero.questioner.round_config import QuestionerConfig
     from videozero.questioner.supervision import template_targets
     from videozero.rewards import answer_accuracy
-    from videozero.solver.warmup import WarmupConfig, supervised_steps
+    from videozero.solver.warmup import supervised_steps
+    from videozero.solver.warmup_config import WarmupConfig
     from videozero.video.frame_encoder import frame_encoder
     from videozero.video.samples import generated_scenes
 
@@ -232,8 +233,9 @@ def main() -> None:
         from collections import Counter
 
         from videozero.questioner.evidence import load_video_evidence
-        from videozero.solver.matching import MatchingConfig, matching_drills
+        from videozero.solver.matching import matching_drills
         from videozero.solver.warmup import matching_steps
+        from videozero.solver.warmup_config import MatchingConfig
 
         def evidence(kind: str, count: int) -> list:
             mined = mine_videos(store, generated_scenes(work, kind, count), cache_dir=work / "cache")

@@ -189,7 +189,8 @@ def warm_tiny(tmp_path_factory):
     from videozero.models.tiny_qwen import build_tiny_qwen
     from videozero.solver.grpo import questions_from_tasks
     from videozero.solver.tasks import TaskClips, make_tasks
-    from videozero.solver.warmup import WarmupConfig, warmup
+    from videozero.solver.warmup import warmup
+    from videozero.solver.warmup_config import WarmupConfig
 
     root = tmp_path_factory.mktemp("learning")
     clips = TaskClips(frames=4, size=64)

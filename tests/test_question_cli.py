@@ -11,7 +11,7 @@ from store import open_store
 from store.tables import Question, Video
 from tests.cli import assert_one_sentence_error, videozero
 from tests.model_builds import REAL_VIDEOS, tiny_qwen_dir
-from videozero.questioner.families import FAMILIES
+from videozero.questioner.round_config import FAMILIES
 
 CLIP = REAL_VIDEOS / "testvideo.mp4"
 

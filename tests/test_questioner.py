@@ -19,8 +19,10 @@ from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import option_letter
 from videozero.questioner.candidate import Candidate, query_images
 from videozero.questioner.evidence import load_video_evidence
-from videozero.questioner.families import FAMILIES, MAX_LEVEL, propose
-from videozero.questioner.verify import BLIND_ANSWERABLE, OUT_OF_BAND, VerifyConfig, VerifyItem, verify
+from videozero.questioner.families import MAX_LEVEL, propose
+from videozero.questioner.round_config import FAMILIES
+from videozero.questioner.verify import BLIND_ANSWERABLE, OUT_OF_BAND, VerifyItem, verify
+from videozero.questioner.verify_config import VerifyConfig
 from videozero.rewards import temporal_iou
 from videozero.video.synthetic import ClipSpec, EventSpec, ShotSpec, write_clip
 
@@ -269,7 +271,8 @@ def test_query_images_are_cut_from_the_dense_frames_in_order():
 def test_question_round_with_the_tiny_model_stores_everything_and_resumes(mined, tmp_path):
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
-    from videozero.questioner.round import QuestionerConfig, question_round, solver_checkpoint
+    from videozero.questioner.round import question_round, solver_checkpoint
+    from videozero.questioner.round_config import QuestionerConfig
 
     store, root, _, videos = mined
     run_id = claim_run(store, "round-test", {})
@@ -333,7 +336,8 @@ def test_questioner_grpo_step_with_the_tiny_model_updates_the_writer(mined, tmp_
 
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
-    from videozero.questioner.training import QuestionerGRPOConfig, QuestionerTrainer, WriterVideo
+    from videozero.questioner.training import QuestionerTrainer, WriterVideo
+    from videozero.questioner.training_config import QuestionerGRPOConfig
 
     store, root, _, videos = mined
     solver = TransformersEngine(load_model(tiny_qwen_dir(), device="cpu"), batch_size=16)
@@ -388,7 +392,7 @@ def test_family_measurements_feed_the_curriculum(mined):
 
 
 def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_training_videos(mined):
-    from videozero.questioner.round import QuestionerConfig
+    from videozero.questioner.round_config import QuestionerConfig
     from videozero.questioner.supervision import template_targets, training_videos
     from videozero.solver.warmup import supervised_targets
 
@@ -432,7 +436,8 @@ def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_trainin
 
 
 def test_validation_and_warmup_videos_get_their_own_splits_and_fixed_questions(mined):
-    from videozero.questioner.round import QuestionerConfig, ensure_fixed_questions, ensure_heldout
+    from videozero.questioner.round import ensure_fixed_questions, ensure_heldout
+    from videozero.questioner.round_config import QuestionerConfig
     from videozero.questioner.supervision import training_videos
 
     store, root, _, videos = mined
@@ -510,7 +515,8 @@ def test_a_long_video_without_questions_is_reported_with_each_familys_reason(min
     from videozero.coverage import MIN_REPORTED_S, coverage_table, video_coverage
     from videozero.evidence.mine import mine_videos
     from videozero.questioner.families import family_support
-    from videozero.questioner.round import QuestionerConfig, ensure_heldout
+    from videozero.questioner.round import ensure_heldout
+    from videozero.questioner.round_config import QuestionerConfig
 
     store, root, _, videos = mined
     still = tmp_path / "still.mp4"
@@ -548,8 +554,9 @@ def test_matching_drills_are_true_to_the_frames_and_train_with_the_warmup_settin
     from collections import Counter
 
     from videozero.models.loader import load_model
-    from videozero.solver.matching import MATCH_QUESTION, MatchingConfig, matching_drills
-    from videozero.solver.warmup import WarmupConfig, matching_steps
+    from videozero.solver.matching import MATCH_QUESTION, matching_drills
+    from videozero.solver.warmup import matching_steps
+    from videozero.solver.warmup_config import MatchingConfig, WarmupConfig
 
     store, root, _, videos = mined
     evidence = [load_video_evidence(store, v, root / "cache") for v in videos]

@@ -14,7 +14,8 @@ from videozero.models.prompt import build_batch, token_logprobs
 from videozero.rewards import temporal_iou
 from videozero.solver.grpo import questions_from_tasks
 from videozero.solver.tasks import FAMILIES, TaskClips, constant_baseline, make_tasks
-from videozero.solver.warmup import WarmupConfig, supervised_targets, warmup
+from videozero.solver.warmup import supervised_targets, warmup
+from videozero.solver.warmup_config import WarmupConfig
 
 SMALL = TaskClips(frames=4, size=64)
 

@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from videozero.curriculum import CurriculumConfig
 from videozero.errors import VideozeroError
 from videozero.evaluation.ablation import AblationConfig
-from videozero.questioner.round import QuestionerConfig
-from videozero.questioner.training import QuestionerGRPOConfig
-from videozero.questioner.verify import VerifyConfig
+from videozero.questioner.round_config import QuestionerConfig
+from videozero.questioner.training_config import QuestionerGRPOConfig
+from videozero.questioner.verify_config import VerifyConfig
 from videozero.solver.grpo_config import GRPOConfig
-from videozero.solver.warmup import WarmupConfig
+from videozero.solver.warmup_config import WarmupConfig
 
 PRESETS = ("default", "smoke")
 

@@ -22,7 +22,7 @@ class Writer(StrEnum):
 
 
 def _family_list(value: str | None) -> list[str] | None:
-    from videozero.questioner.families import FAMILIES
+    from videozero.questioner.round_config import FAMILIES
 
     if not value:
         return None
@@ -97,9 +97,8 @@ def question(
     fams = _family_list(families)
     if videos and not any(p.exists() for p in videos):
         raise VideozeroError(f"none of the inputs exist ({', '.join(map(str, videos))}): check the paths.")
-    from videozero.questioner.families import FAMILIES
-    from videozero.questioner.round import QuestionerConfig
-    from videozero.questioner.verify import VerifyConfig
+    from videozero.questioner.round_config import FAMILIES, QuestionerConfig
+    from videozero.questioner.verify_config import VerifyConfig
 
     config = QuestionerConfig(
         families=fams or list(FAMILIES),

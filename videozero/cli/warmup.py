@@ -54,8 +54,9 @@ def warmup(
     from videozero.solver.heldout import heldout_scores
     from videozero.solver.tasks import constant_baseline
     from videozero.solver.training import record_checkpoint, save_checkpoint
-    from videozero.solver.warmup import WarmupConfig, warmup_tasks
     from videozero.solver.warmup import warmup as run_warmup
+    from videozero.solver.warmup import warmup_tasks
+    from videozero.solver.warmup_config import WarmupConfig
 
     source = model or str(default_model_dir("nano"))
     out = out or Path(f"{source.rstrip('/')}-warmup")

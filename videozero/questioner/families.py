@@ -31,9 +31,9 @@ import numpy as np
 from videozero.question_prompt import option_letter
 from videozero.questioner.candidate import Candidate
 from videozero.questioner.evidence import SegmentView, VideoEvidence
+from videozero.questioner.round_config import FAMILIES
 from videozero.rewards import Span, temporal_iou
 
-FAMILIES = ("grounding", "ordering", "arrow_of_time", "what_next", "counting", "semantic_grounding")
 MAX_LEVEL = 3
 
 # The knobs of every family at levels 0..3.

@@ -25,23 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from store.bulk import insert_attempts, insert_questions
 from store.runs import ensure_round, run_video_ids, set_stage, stage_status
 from store.tables import Checkpoint, Question
 from videozero.errors import VideozeroError
-from videozero.evaluation.runner import EvalConfig, load_clip
+from videozero.evaluation.runner import load_clip
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import VideoInput
 from videozero.questioner.candidate import Candidate
 from videozero.questioner.evidence import VideoEvidence, load_video_evidence
-from videozero.questioner.families import FAMILIES, propose
+from videozero.questioner.families import propose
+from videozero.questioner.round_config import QuestionerConfig
 from videozero.questioner.verify import (
     DEGENERATE,
     DUPLICATE,
-    VerifyConfig,
     VerifyItem,
     degenerate_reason,
     verify,
@@ -49,38 +48,6 @@ from videozero.questioner.verify import (
 from videozero.rewards import Span
 from videozero.solver.rollout import attempt_rows
 from videozero.video.cache import VideoCache
-
-
-class QuestionerConfig(BaseModel):
-    """What the questioner proposes each round and how it is verified."""
-
-    families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="question families used")
-    templates: bool = Field(True, description="propose template questions (off: only the model writer's)")
-    per_video: int = Field(12, ge=1, description="template candidates per training video per round")
-    heldout_per_video: int = Field(
-        12, ge=0, description="held-out questions per held-out video (once per run)"
-    )
-    heldout_levels: list[int] = Field(
-        default_factory=lambda: [0, 1], description="levels the held-out set cycles"
-    )
-    model_spans_per_video: int = Field(
-        2, ge=0, description="evidence spans per video the model writer writes on"
-    )
-    dedup_threshold: float = Field(
-        0.9, gt=0, le=1, description="text cosine at which two questions are duplicates"
-    )
-    repetition_threshold: float = Field(
-        0.85, gt=0, le=1, description="text cosine that clusters a batch (R-Zero)"
-    )
-    solver_fps: float = Field(2.0, gt=0, description="frames per second the solver sees")
-    solver_max_frames: int = Field(32, ge=1, description="at most this many frames per video for the solver")
-    chunk: int = Field(8, ge=1, description="candidates verified (and committed) together")
-    verify: VerifyConfig = Field(default_factory=VerifyConfig)
-    seed: int = 0
-
-    @property
-    def solver_sampling(self) -> EvalConfig:
-        return EvalConfig(fps=self.solver_fps, max_frames=self.solver_max_frames)
 
 
 def family_counts(total: int, weights: Mapping[str, float] | None, families: Sequence[str]) -> dict[str, int]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from store.runs import run_video_ids
 from store.tables import Video
 from videozero.questioner.families import MAX_LEVEL, propose
-from videozero.questioner.round import QuestionerConfig, VideoViews, family_counts, solver_question
+from videozero.questioner.round import VideoViews, family_counts, solver_question
+from videozero.questioner.round_config import QuestionerConfig
 from videozero.questioner.verify import degenerate_reason
 
 

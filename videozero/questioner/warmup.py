@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from videozero.evaluation.runner import load_clip
 from videozero.models.prompt import VideoInput
@@ -22,32 +21,13 @@ from videozero.questioner.candidate import Candidate
 from videozero.questioner.evidence import VideoEvidence, load_video_evidence
 from videozero.questioner.families import MAX_LEVEL, propose
 from videozero.questioner.model_writer import format_target, writer_inputs
+from videozero.questioner.warmup_config import WriterWarmupConfig
 from videozero.questioner.writer import WriterInput, parse_written, render_written, writer_input
 from videozero.rewards import temporal_iou
-from videozero.solver.grpo_config import LoraSettings
 from videozero.video.cache import VideoCache
 from videozero.video.decode import SamplingConfig
 
 WRITTEN_FAMILIES = ("semantic_grounding", "counting")
-
-
-class WriterWarmupConfig(BaseModel):
-    """Supervised writes before the questioner's first GRPO step (0 steps: none)."""
-
-    steps: int = Field(0, ge=0, description="optimiser steps")
-    per_video: int = Field(
-        12, ge=1, description="template writes per training video (and up to 4 label writes)"
-    )
-    batch_size: int = Field(8, ge=1)
-    micro_batch_size: int = Field(
-        1,
-        ge=1,
-        description="writes per forward+backward (a write's prompt and target are ~2x a solver answer's: nano "
-        "peaked at 3.0 GB with 1, 4.6 GB with 2, at the same speed)",
-    )
-    lr: float = Field(2e-4, gt=0)
-    lora: LoraSettings | None = Field(default_factory=lambda: LoraSettings(r=16, alpha=32))
-    seed: int = 0
 
 
 def _count_options(n: int, rng: np.random.Generator) -> tuple[list[str], str]:
@@ -126,7 +106,8 @@ def writer_targets(
 def warm_up_writer(lm, pairs: Sequence[tuple[WriterInput, str]], config: WriterWarmupConfig, progress=None):
     """Supervised steps on the (writer request, target write) pairs; `lm.model` is trained in place
     (its projector stays as it is: the questioner reads frames as the solver does)."""
-    from videozero.solver.warmup import WarmupConfig, supervised_steps
+    from videozero.solver.warmup import supervised_steps
+    from videozero.solver.warmup_config import WarmupConfig
 
     steps = WarmupConfig(
         steps=config.steps,

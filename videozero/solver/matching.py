@@ -15,30 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from videozero.models.prompt import Request
 from videozero.question_prompt import option_letter
 from videozero.questioner.evidence import VideoEvidence
+from videozero.solver.warmup_config import MatchingConfig
 
 MATCH_QUESTION = (
     "Which option image shows the same scene as the image labelled Query? "
     "Give only the letter inside <answer></answer>."
 )
-
-
-class MatchingConfig(BaseModel):
-    """Matching drills before the family warm-up (0 steps, the default: none; see bench/perception.py
-    --matching-steps for what they teach and the closing notes for what they did not transfer)."""
-
-    steps: int = Field(0, ge=0, description="optimiser steps of matching drills")
-    drills: int = Field(1600, ge=1, description="drills drawn from the training videos")
-    options: int = Field(2, ge=2, le=5)
-    near_s: float = Field(1.0, ge=0, description="the matching option is shown within this of the Query")
-    far_s: float = Field(4.0, gt=0, description="distractors are shown at least this far from the Query")
-    batch_size: int = Field(16, ge=1)
-    micro_batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-4, gt=0)
 
 
 def matching_drills(
