@@ -1,5 +1,5 @@
-"""`videozero iterate`: the smoke preset end to end, killed and resumed without duplicates, a run
-driven by another process refused, configuration files and their errors."""
+"""`videozero iterate`: the smoke preset end to end, killed mid-round and resumed without duplicates, a
+run driven by another process refused, configuration files and their errors."""
 
 from __future__ import annotations
 
@@ -65,30 +65,88 @@ def _counts(db: str) -> dict[str, int]:
     return out
 
 
-@pytest.mark.slow
-def test_smoke_iterate_runs_every_stage_and_reports(tmp_path):
-    proc = videozero(
-        "iterate", "--preset", "smoke", "--rounds", "2", "--run-name", "smoke", "--workdir", str(tmp_path),
-        env=_env(tmp_path), timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = " ".join(proc.stdout.split())
-    assert "round 0" in out and "round 1" in out and "evaluation of run smoke" in out
-    assert "base" in out and "warmup" in out  # the checkpoints side by side
-    # a console a person can read: videozero's bars and tables, no library chatter, no traceback
-    assert "warm-up" in out and "round 1 verify" in out and "round 1 solver GRPO" in out
-    console = proc.stdout + proc.stderr
-    for chatter in ("Traceback", "Warning", "| INFO", "Loading weights", "it/s]"):
-        assert chatter not in console, console[-3000:]
-    db = f"sqlite:///{tmp_path / 'store.db'}"
+def _stage_reached(db: str, stage: str, round_index: int) -> bool:
+    try:
+        store = open_store(db, create=False)
+    except Exception:  # not created yet
+        return False
+    try:
+        with store.session() as s:
+            stages = s.scalar(select(Round.stages).where(Round.round_index == round_index))
+        value = (stages or {}).get(stage)
+        return isinstance(value, dict) and value.get("status") in ("running", "done")
+    except Exception:  # tables not created yet
+        return False
+    finally:
+        store.dispose()
+
+
+def _round_questions(db: str, round_index: int) -> set[int]:
     store = open_store(db, create=False)
     with store.session() as s:
+        ids = set(
+            s.scalars(
+                select(Question.id)
+                .join(Round, Round.id == Question.round_id)
+                .where(Round.round_index == round_index)
+            )
+        )
+    store.dispose()
+    return ids
+
+
+@pytest.mark.slow
+def test_smoke_iterate_killed_mid_round_resumes_and_reports(tmp_path):
+    """The smoke preset end to end: killed once round 1's questions are proposed, before their
+    verification is committed, resumed without duplicates; every stage done, the closing table, the plot
+    and `videozero eval` over it."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    args = ["iterate", "--preset", "smoke", "--rounds", "2", "--run-name", "smoke", "--workdir", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1", **_env(tmp_path)}
+    first_console = tmp_path / "first-console.txt"
+    with first_console.open("w") as console_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "videozero.cli.app", *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+            stdout=console_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 600
+        while not _stage_reached(db, "propose", 1) and time.monotonic() < deadline:
+            assert proc.poll() is None, first_console.read_text()[-3000:]
+            time.sleep(0.25)
+        os.killpg(proc.pid, signal.SIGKILL)  # round 1's questions proposed, their verification not committed
+        proc.wait(timeout=30)
+    first = first_console.read_text()
+    partial = _counts(db)
+    assert partial["questions"] > 0
+    proposed = _round_questions(db, 1)
+    assert proposed
+
+    done = videozero(*args, env=_env(tmp_path), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = _counts(db)
+    assert final["questions"] == final["distinct_questions"]
+    assert final["checkpoints"] == final["distinct_checkpoints"]
+    # the proposals of the killed round were kept, none added twice
+    assert _round_questions(db, 1) == proposed
+
+    # a console a person can read: videozero's bars and tables, no library chatter, no traceback
+    out = " ".join((first + done.stdout).split())
+    assert "round 0" in out and "round 1" in out and "evaluation of run smoke" in out
+    assert "base" in out and "warmup" in out  # the checkpoints side by side
+    assert "warm-up" in out and "round 1 verify" in out and "round 1 solver GRPO" in out
+    for chatter in ("Traceback", "Warning", "| INFO", "Loading weights", "it/s]"):
+        assert chatter not in first + done.stdout + done.stderr, (first + done.stderr)[-3000:]
+    store = open_store(db, create=False)
+    with store.session() as s:
+        # every question was judged once; attempts are unique per (question, checkpoint, mode, sample)
+        assert s.scalar(select(func.count(Question.id)).where(Question.status == "candidate")) == 0
         rounds = s.scalars(select(Round).order_by(Round.round_index)).all()
         assert [r.round_index for r in rounds] == [0, 1]
         for r in rounds:
             statuses = {k: v["status"] for k, v in r.stages.items() if isinstance(v, dict)}
             for stage in ("question", "solver", "questioner", "eval", "curriculum"):
                 assert statuses.get(stage) in ("done", "skipped"), (r.round_index, statuses)
+            assert statuses["curriculum"] == "done"
             assert r.curriculum["families"] and all("reason" in f for f in r.curriculum["families"].values())
         heldout = s.scalar(select(func.count(Question.id)).where(Question.split == "heldout"))
         roles = set(s.scalars(select(Checkpoint.role)).all())
@@ -134,99 +192,14 @@ def test_smoke_iterate_runs_every_stage_and_reports(tmp_path):
         writer = s.scalars(
             select(Checkpoint).where(Checkpoint.role == "questioner", Checkpoint.stage == "warmup")
         ).one()
+    store.dispose()
     assert Path(writer.path, "config.json").is_file()
     # a finished run asked again does nothing more
     before = _counts(db)
-    again = videozero(
-        "iterate",
-        "--preset",
-        "smoke",
-        "--rounds",
-        "2",
-        "--run-name",
-        "smoke",
-        "--workdir",
-        str(tmp_path),
-        env=_env(tmp_path),
-    )
+    again = videozero(*args, env=_env(tmp_path))
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing to run" in again.stdout and "evaluation of run smoke" in " ".join(again.stdout.split())
     assert _counts(db) == before
-
-
-def _stage_reached(db: str, stage: str) -> bool:
-    try:
-        store = open_store(db, create=False)
-    except Exception:  # not created yet
-        return False
-    try:
-        with store.session() as s:
-            for stages in s.scalars(select(Round.stages)).all():
-                value = (stages or {}).get(stage)
-                if isinstance(value, dict) and value.get("status") in ("running", "done"):
-                    return True
-        return False
-    except Exception:  # tables not created yet
-        return False
-    finally:
-        store.dispose()
-
-
-@pytest.mark.slow
-def test_a_killed_iterate_resumes_without_duplicates(tmp_path):
-    db = f"sqlite:///{tmp_path / 'store.db'}"
-    args = [
-        "iterate",
-        "--preset",
-        "smoke",
-        "--rounds",
-        "2",
-        "--run-name",
-        "killed",
-        "--workdir",
-        str(tmp_path),
-    ]
-    env = {**os.environ, "COLUMNS": "200", **_env(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "videozero.cli.app", *args], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 600
-    while not _stage_reached(db, "verify") and time.monotonic() < deadline:
-        assert proc.poll() is None, "iterate ended before it could be killed"
-        time.sleep(0.5)
-    time.sleep(2)  # in the middle of verifying round 0's questions
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    partial = _counts(db)
-    assert partial["questions"] > 0
-    store = open_store(db, create=False)
-    with store.session() as s:
-        first_round = set(
-            s.scalars(
-                select(Question.id).join(Round, Round.id == Question.round_id).where(Round.round_index == 0)
-            )
-        )
-    store.dispose()
-
-    done = videozero(*args, env=_env(tmp_path), timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    final = _counts(db)
-    assert final["questions"] == final["distinct_questions"]
-    assert final["checkpoints"] == final["distinct_checkpoints"]
-    store = open_store(db, create=False)
-    with store.session() as s:
-        # every question was judged once; attempts are unique per (question, checkpoint, mode, sample)
-        assert s.scalar(select(func.count(Question.id)).where(Question.status == "candidate")) == 0
-        per_round = s.execute(select(Round.round_index, Round.stages)).all()
-        again = set(
-            s.scalars(
-                select(Question.id).join(Round, Round.id == Question.round_id).where(Round.round_index == 0)
-            )
-        )
-    store.dispose()
-    assert again == first_round  # the proposals of the killed round were kept, none added twice
-    assert sorted(i for i, _ in per_round) == [0, 1]
-    assert all(st["curriculum"]["status"] == "done" for _, st in per_round)
 
 
 def test_a_run_driven_by_another_live_process_is_refused(tmp_path):
@@ -257,6 +230,18 @@ def test_config_file_and_flags_override_the_preset(tmp_path):
     # the UI form: a dict naming the preset gets that preset's budgets for what it leaves out
     form = RunConfig.model_validate({"preset": "smoke", "rounds": 1})
     assert form.solver.steps == 1 and RunConfig().solver.steps == preset_values("default")["solver"]["steps"]
+
+
+def test_run_settings_load_without_the_model_libraries():
+    """The run's settings (the Prefect form, `iterate`'s early errors) load without torch or transformers."""
+    code = (
+        "import sys; from videozero.run_config import load_run_config; "
+        "load_run_config('default'); load_run_config('smoke'); "
+        "print(sorted(m for m in ('torch', 'transformers', 'decord', 'prefect') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 def test_bad_config_gets_one_sentence(tmp_path):

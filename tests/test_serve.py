@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from tests.cli import ROOT
+from videozero.video.samples import generated_scenes
 
 
 def _free_port() -> int:
@@ -91,7 +92,12 @@ def test_served_iterate_deployment_runs_a_round_and_publishes_artifacts(tmp_path
         )
         assert {d["name"] for d in deployments} == {"iterate", "mine", "eval"}
         iterate = next(d for d in deployments if d["name"] == "iterate")
-        config = {"preset": "smoke", "rounds": 1, "run_name": "served", "workdir": str(tmp_path)}
+        # a run on the user's own videos, as the UI form takes them: one to train on, one held out
+        train, held = (str(v) for v in generated_scenes(tmp_path / "mine", "scene", 2))
+        config = {
+            "preset": "smoke", "rounds": 1, "run_name": "served", "workdir": str(tmp_path),
+            "videos": [train], "heldout_videos": [held],
+        }  # fmt: skip
         run = _api(url, f"/deployments/{iterate['id']}/create_flow_run", {"parameters": {"config": config}})
         final = _wait(
             lambda: (

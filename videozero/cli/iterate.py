@@ -89,14 +89,22 @@ def iterate(
     config.db = config.db or os.environ.get("VIDEOZERO_DB")
     if model:
         config.learner.model = model
-    from store.runs import check_claimable
-    from videozero.loop import open_run_store
+    from store.runs import check_claimable, run_by_name
+    from videozero.loop import open_run_store, rounds_done
 
     store = open_run_store(config)
     try:
         check_claimable(store, config.run_name)  # a clear error before Prefect starts
+        with store.session() as s:
+            run = run_by_name(s, config.run_name)
+            finished_id = run.id if run is not None and run.status == "finished" else None
+        finished = finished_id is not None and rounds_done(store, finished_id) >= config.rounds
     finally:
         store.dispose()
+    if finished:  # nothing left to run: the tables, without starting Prefect
+        console.print(f"run {config.run_name!r} has finished its {config.rounds} rounds: nothing to run.")
+        show_run(config, None)
+        return
     prefect_defaults()
     # The console shows videozero's own bars and tables; Prefect's run logs still reach its UI.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -118,7 +126,7 @@ def iterate(
     show_run(config, time.perf_counter() - started)
 
 
-def show_run(config, seconds: float) -> None:
+def show_run(config, seconds: float | None) -> None:
     """Every round's closing table, the checkpoints side by side, and where the plot is."""
     from videozero.coverage import coverage_table, video_coverage
     from videozero.loop import open_run_store, run_id_of
@@ -141,10 +149,8 @@ def show_run(config, seconds: float) -> None:
         store.dispose()
     console.print(comparison_table(config))
     png = run_plot(config)
-    console.print(
-        f"run {config.run_name!r}: {config.rounds} rounds in {seconds / 60:.1f} min"
-        + (f"; plot {png}" if png else "")
-    )
+    took = f" in {seconds / 60:.1f} min" if seconds is not None else ""
+    console.print(f"run {config.run_name!r}: {config.rounds} rounds{took}" + (f"; plot {png}" if png else ""))
 
 
 def _server_healthy(url: str) -> bool:
