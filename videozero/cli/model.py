@@ -133,6 +133,9 @@ def info(
     model: Annotated[str, typer.Argument(help="hub id or local directory of a video LM")],
 ) -> None:
     """Show what the loader makes of a model: family, size, vision layout, vocabulary."""
+    from videozero.models.source import check_model_source, offline
+
+    check_model_source(model, offline())  # a bad path fails before torch and transformers are imported
     from videozero.models.loader import load_model
 
     lm = load_model(model, device="cpu")

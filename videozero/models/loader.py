@@ -6,7 +6,6 @@ a bad id or directory gives one sentence saying what is wrong and what to do.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 
 from videozero.errors import VideozeroError
 from videozero.models.qwen_video import VisionSpec
+from videozero.models.source import check_model_source, looks_local, not_found, offline
 
 FAMILIES = {
     "qwen2_vl": "qwen2_5_vl",
@@ -65,46 +65,21 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _load_config(id_or_dir: str, local_only: bool):
     from transformers import AutoConfig
 
     import videozero.models.nano  # noqa: F401  (registers the nano classes with the Auto classes)
 
-    path = Path(id_or_dir).expanduser()
-    looks_local = path.exists() or id_or_dir.startswith((".", "/", "~")) or id_or_dir.count("/") > 1
-    if looks_local:
-        if not path.is_dir():
-            raise VideozeroError(
-                f"model directory {path} does not exist; build one with `videozero model init`."
-            )
-        if not (path / "config.json").is_file():
-            raise VideozeroError(
-                f"{path} has no config.json, so it is not a saved model; point to a Hugging Face model directory "
-                "or build one with `videozero model init`."
-            )
+    source = check_model_source(id_or_dir, local_only)
     try:
-        return AutoConfig.from_pretrained(
-            str(path) if looks_local else id_or_dir, local_files_only=local_only
-        )
+        return AutoConfig.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError, KeyError) as exc:
-        if looks_local:
+        if looks_local(id_or_dir):
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise VideozeroError(
-                f"{path}/config.json could not be read as a model config ({first})."
+                f"{source}/config.json could not be read as a model config ({first})."
             ) from None
-        how = (
-            "HF_HUB_OFFLINE is set, so nothing is downloaded"
-            if local_only
-            else "the hub could not provide it"
-        )
-        raise VideozeroError(
-            f"model {id_or_dir!r} is neither a local directory nor a model in the local Hugging Face cache "
-            f"({how}); pass a directory, e.g. one built by `videozero model init`."
-        ) from None
+        raise not_found(id_or_dir, local_only) from None
 
 
 def load_model(
@@ -123,7 +98,7 @@ def load_model(
     from transformers import AutoModelForImageTextToText, AutoTokenizer
 
     source = str(id_or_dir)
-    local_only = _offline() if local_files_only is None else local_files_only
+    local_only = offline() if local_files_only is None else local_files_only
     config = _load_config(source, local_only)
     family = _family(config, source)
     dev = resolve_device(device)
@@ -156,7 +131,7 @@ def load_model_info(id_or_dir: str | Path, local_files_only: bool | None = None)
     from transformers import AutoTokenizer
 
     source = str(id_or_dir)
-    local_only = _offline() if local_files_only is None else local_files_only
+    local_only = offline() if local_files_only is None else local_files_only
     config = _load_config(source, local_only)
     family = _family(config, source)
     where = str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source
