@@ -121,8 +121,9 @@ def eval_command(
 ) -> None:
     """Evaluate checkpoints (held-out questions, diagnostics, a benchmark) and compare the run's rounds."""
     from store import StoreError, open_store
-    from videozero.evaluation.benchmarks import BENCHMARKS
+    from videozero.evaluation.benchmarks import BENCHMARKS, benchmark_items
     from videozero.evaluation.report import Column, Report, report_plot, report_table, run_columns, run_report
+    from videozero.models.source import check_model_source, offline
     from videozero.video.cache import VideoCache
 
     workdir = workdir or workdir_default()
@@ -145,6 +146,9 @@ def eval_command(
             raise VideozeroError(
                 f"--videos {videos} is not a folder: pass the folder holding the benchmark's videos."
             )
+    read = benchmark_items(benchmark, annotations, videos, limit) if benchmark is not None else None
+    if not _is_reference(model):
+        check_model_source(model, offline())  # before any checkpoint of the run is scored
     given = {
         k: v
         for k, v in {
@@ -191,7 +195,7 @@ def eval_command(
     notes: list[str] = []
     for target in targets:
         figures_here = _evaluate_one(
-            target, store, picked, benchmark, annotations, videos, heldout, config, cache, device, notes
+            target, store, picked, benchmark, read, heldout, config, cache, device, notes
         )
         if target.checkpoint_id is None:
             extra.append((target, figures_here))
@@ -234,13 +238,12 @@ def _settings(store, picked, heldout: bool, given: dict, batch_size: int, limit:
     return base.model_copy(update={**given, "batch_size": batch_size, "limit": limit})
 
 
-def _evaluate_one(
-    target, store, picked, benchmark, annotations, videos, heldout, config, cache, device, notes
-) -> dict:
-    """Evaluate one model; stored checkpoints get their figures written, others have them returned."""
+def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache, device, notes) -> dict:
+    """Evaluate one model; stored checkpoints get their figures written, others have them returned.
+    `read` is the benchmark's (items with a video, video summary, reader notes), read once up front."""
     from store.metrics import write_metrics
     from videozero.evaluation.heldout import checkpoint_row, evaluate_heldout, probe_round
-    from videozero.evaluation.runner import evaluate_benchmark
+    from videozero.evaluation.runner import evaluate_items
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
 
@@ -264,16 +267,17 @@ def _evaluate_one(
             f"{target.path} is not a checkpoint of run {picked[1]}: only the benchmark is scored, and not stored."
         )
     if benchmark is not None:
+        items, summary, reader_notes = read
         with console.status(f"{target.label}: {benchmark}"):
-            result = evaluate_benchmark(engine, benchmark, annotations, videos, config, cache)
-        notes.append(f"{benchmark}: {result.videos}")
-        notes.extend(f"{benchmark}: {n}" for n in result.notes)
+            figures_read, _, _ = evaluate_items(engine, benchmark, items, config, cache)
+        notes.append(f"{benchmark}: {summary}")
+        notes.extend(f"{benchmark}: {n}" for n in reader_notes)
         if cid is not None:
             with store.write() as session:
                 round_id = checkpoint_row(session, cid).round_id
-                write_metrics(session, picked[0], round_id, cid, benchmark, result.figures, whole_split=True)
+                write_metrics(session, picked[0], round_id, cid, benchmark, figures_read, whole_split=True)
         else:
-            figures = {(benchmark, k): v for k, v in result.figures.items()}
+            figures = {(benchmark, k): v for k, v in figures_read.items()}
     del engine, lm
     gc.collect()
     return figures

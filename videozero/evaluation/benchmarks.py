@@ -461,6 +461,29 @@ def resolve_videos(items: Iterable[GroundingItem], videos_dir: Path) -> VideoRes
     return VideoResolution(found, list(missing_videos), missing_items, summary)
 
 
+def benchmark_items(
+    name: str, annotations: Path, videos_dir: Path | None = None, limit: int | None = None
+) -> tuple[list[GroundingItem], str, list[str]]:
+    """The items of benchmark `name` whose videos exist, a summary of the video lookup, the reader's notes.
+
+    `videos_dir` defaults to `videos/` beside the annotation file (where the ASL build writes them).
+    Raises a VideozeroError when no item's video is found: nothing could be evaluated.
+    """
+    bench = load_benchmark(name, annotations)
+    if not bench.items:
+        raise VideozeroError(f"{annotations} holds no {name} items: pass the benchmark's annotation file.")
+    folder = Path(videos_dir) if videos_dir is not None else Path(annotations).parent / "videos"
+    resolution = resolve_videos(bench.items, folder)
+    if not resolution.found:
+        raise VideozeroError(
+            f"none of the {len(bench.items)} {name} items has its video in {folder}: pass the folder "
+            "holding the benchmark's videos with --videos."
+        )
+    items = resolution.found[:limit] if limit else resolution.found
+    return items, resolution.summary, list(bench.notes)
+
+
+
 # --- scoring -------------------------------------------------------------------------------------------
 
 
