@@ -1,0 +1,182 @@
+"""Which answer layout lets an LM carry an option's letter? A text-only probe of grounding's last hop.
+
+Run: python bench/option_hop.py [--format key-after/line ...] [--steps 40] [--heldout 100] [--threads 2]
+
+Grounding with nano's frame recall is a text task: the prompt says the query image looks like the frame
+at time t (`Query: <image> like 13.5`) and lists spans as options; the answer is the option whose span
+holds t. This probe trains nano's LM (SmolLM2-135M, full, AdamW lr 1e-4 with warm-up and cosine decay,
+batch 8, loss on the target only) on synthetic such questions (2-5 non-overlapping spans of 0.6-2.5 s in
+a 20-30 s video, the time inside the answer's span) written in one layout, and scores greedy answers on
+other such questions: the answer letter, and the option named by the written evidence span (is the span
+found, whether or not its letter is carried). Layouts (question / think):
+
+- letter-first/time: `B. from 11.6 s to 14.1 s` / `Query 13.5` (the rationale before key-after)
+- letter-first/line: the same question / `Query 13.5: B. from 11.6 s to 14.1 s`
+- letter-first/span-key: the same question / `Query 13.5: from 11.6 s to 14.1 s, B`
+- key-after/line: `from 11.6 s to 14.1 s (B)` / `Query 13.5: from 11.6 s to 14.1 s (B)`
+
+(question_prompt writes letter-first; the constructed rationale thinks letter-first/time.) What the probe
+does not have: nano's frames, the other five families sharing the budget, and recall errors; a layout that
+wins here has still to win in bench/learning.py (bench/results/README.md: key-after/line did not).
+
+Every accuracy is printed with its standard error beside chance (the mean of 1/options) and the best
+constant letter of the same scored questions. Minutes per layout at 40 steps on 2 cores; prints figures,
+never asserts them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from videozero.quiet import quiet_libraries  # noqa: E402
+
+quiet_libraries()
+
+LAYOUTS = ("letter-first/time", "letter-first/line", "letter-first/span-key", "key-after/line")
+
+
+def item(rng, layout: str) -> tuple[str, str, str, list[tuple[str, float, float]]]:
+    """(question, target, answer letter, [(letter, start, end)]) of one synthetic grounding question."""
+    from videozero.answer_format import format_instruction
+    from videozero.question_prompt import option_letter
+    from videozero.questioner.families import span_text
+
+    k = int(rng.integers(2, 6))
+    duration = float(rng.uniform(20, 30))
+    while True:
+        starts = sorted(rng.uniform(0, duration - 3, k))
+        spans = [
+            (round(s, 1), round(min(s + ln, duration), 1))
+            for s, ln in zip(starts, rng.uniform(0.6, 2.5, k), strict=True)
+        ]
+        if all(spans[i][1] < spans[i + 1][0] - 0.3 for i in range(k - 1)):
+            break
+    spans = [spans[i] for i in rng.permutation(k)]
+    a = int(rng.integers(k))
+    s, e = spans[a]
+    t = round(float(rng.uniform(s, e)), 1)
+    first = layout.startswith("letter-first")
+    lines = [
+        f"{option_letter(i)}. {span_text(sp)}" if first else f"{span_text(sp)} ({option_letter(i)})"
+        for i, sp in enumerate(spans)
+    ]
+    question = "\n".join(
+        [
+            f"Query: <image> like {t}",
+            "When is the scene in the image labelled Query shown in the video?",
+            *lines,
+            format_instruction("option"),
+        ]
+    )
+    think = {
+        "letter-first/time": f"Query {t}",
+        "letter-first/line": f"Query {t}: {lines[a]}",
+        "letter-first/span-key": f"Query {t}: {span_text(spans[a])}, {option_letter(a)}",
+        "key-after/line": f"Query {t}: {lines[a]}",
+    }[layout]
+    target = (
+        f"<think>{think}</think><evidence>[{s:.1f}, {e:.1f}]</evidence><answer>{option_letter(a)}</answer>"
+    )
+    return question, target, option_letter(a), [(option_letter(i), x, y) for i, (x, y) in enumerate(spans)]
+
+
+def se(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), 1e-12) / n)
+
+
+def probe(layout: str, steps: int, heldout: int) -> str:
+    import numpy as np
+    import torch
+
+    from videozero.models.nano.build import load_smollm2
+    from videozero.models.vocabulary import shared_tokenizer
+
+    torch.manual_seed(0)
+    tok = shared_tokenizer()
+    lm = load_smollm2()
+
+    def chat(q: str) -> str:
+        return tok.apply_chat_template(
+            [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+        )
+
+    rng = np.random.default_rng(0)
+    train = [item(rng, layout) for _ in range(steps * 8)]
+    scored = [item(np.random.default_rng(10_000 + i), layout) for i in range(heldout)]
+    opt = torch.optim.AdamW(lm.parameters(), lr=1e-4, weight_decay=0.0)
+    warm = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * i / steps))
+    )
+    lm.train()
+    started = time.perf_counter()
+    for step in range(steps):
+        opt.zero_grad()
+        for q, target, _, _ in train[step * 8 : (step + 1) * 8]:
+            p = tok(chat(q), add_special_tokens=False).input_ids
+            y = tok(target + "<|im_end|>", add_special_tokens=False).input_ids
+            hidden = lm.model(input_ids=torch.tensor([p + y])).last_hidden_state[0, len(p) - 1 : -1]
+            (torch.nn.functional.cross_entropy(lm.lm_head(hidden), torch.tensor(y)) / 8).backward()
+        opt.step()
+        sched.step()
+    per_step = (time.perf_counter() - started) / steps
+    lm.eval()
+    tok.padding_side = "left"
+    letter = named = 0
+    with torch.no_grad():
+        for i in range(0, heldout, 20):
+            chunk = scored[i : i + 20]
+            batch = tok(
+                [chat(q) for q, _, _, _ in chunk], return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            out = lm.generate(**batch, max_new_tokens=64, do_sample=False, pad_token_id=tok.pad_token_id)
+            for (_, _, answer, spans), row in zip(chunk, out, strict=True):
+                text = tok.decode(row[batch.input_ids.shape[1] :], skip_special_tokens=True)
+                letter += text.split("<answer>")[-1][:1] == answer if "<answer>" in text else 0
+                m = re.search(r"<evidence>\[([\d.]+), ([\d.]+)\]", text)
+                if m:
+                    s, e = float(m.group(1)), float(m.group(2))
+                    named += min(spans, key=lambda o: abs(o[1] - s) + abs(o[2] - e))[0] == answer
+    n = heldout
+    return (
+        f"{layout:<22} letter {letter / n:.2f} (SE {se(letter / n, n):.2f})   "
+        f"option named by the evidence {named / n:.2f} (SE {se(named / n, n):.2f})   {per_step:.1f} s/step"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--format", action="append", choices=LAYOUTS, help="layouts to probe (default: all)")
+    parser.add_argument("--steps", type=int, default=40, help="training steps of 8 questions")
+    parser.add_argument("--heldout", type=int, default=100, help="scored questions")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    scored = [item(np.random.default_rng(10_000 + i), LAYOUTS[0]) for i in range(args.heldout)]
+    chance = sum(1 / len(spans) for *_, spans in scored) / len(scored)
+    best, count = Counter(a for _, _, a, _ in scored).most_common(1)[0]
+    print(
+        f"{args.heldout} scored questions, 2-5 options: chance {chance:.2f}, best constant letter "
+        f"{best} {count / args.heldout:.2f}; {args.steps} steps x 8 on {args.threads} threads"
+    )
+    for layout in args.format or LAYOUTS:
+        print(probe(layout, args.steps, args.heldout), flush=True)
+
+
+if __name__ == "__main__":
+    main()
