@@ -483,7 +483,6 @@ def benchmark_items(
     return items, resolution.summary, list(bench.notes)
 
 
-
 # --- scoring -------------------------------------------------------------------------------------------
 
 
