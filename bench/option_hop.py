@@ -34,7 +34,6 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import argparse  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-import re  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
@@ -49,8 +48,8 @@ LAYOUTS = ("letter-first/time", "letter-first/line", "letter-first/span-key", "k
 
 def item(rng, layout: str) -> tuple[str, str, str, list[tuple[str, float, float]]]:
     """(question, target, answer letter, [(letter, start, end)]) of one synthetic grounding question."""
-    from videozero.answer_format import format_instruction
-    from videozero.question_prompt import option_letter
+    from videozero.answer_format import format_instruction, render_answer
+    from videozero.question_prompt import option_letter, question_prompt
     from videozero.questioner.families import span_text
 
     k = int(rng.integers(2, 6))
@@ -67,28 +66,21 @@ def item(rng, layout: str) -> tuple[str, str, str, list[tuple[str, float, float]
     a = int(rng.integers(k))
     s, e = spans[a]
     t = round(float(rng.uniform(s, e)), 1)
-    first = layout.startswith("letter-first")
-    lines = [
-        f"{option_letter(i)}. {span_text(sp)}" if first else f"{span_text(sp)} ({option_letter(i)})"
-        for i, sp in enumerate(spans)
-    ]
-    question = "\n".join(
-        [
-            f"Query: <image> like {t}",
-            "When is the scene in the image labelled Query shown in the video?",
-            *lines,
-            format_instruction("option"),
-        ]
-    )
+    texts = [span_text(sp) for sp in spans]
+    query = f"Query: <image> like {t}\nWhen is the scene in the image labelled Query shown in the video?"
+    if layout.startswith("letter-first"):  # the solver's own question text
+        question = question_prompt(query, texts)
+        lines = [f"{option_letter(i)}. {x}" for i, x in enumerate(texts)]
+    else:
+        lines = [f"{x} ({option_letter(i)})" for i, x in enumerate(texts)]
+        question = "\n".join([query, *lines, format_instruction("option")])
     think = {
         "letter-first/time": f"Query {t}",
         "letter-first/line": f"Query {t}: {lines[a]}",
-        "letter-first/span-key": f"Query {t}: {span_text(spans[a])}, {option_letter(a)}",
+        "letter-first/span-key": f"Query {t}: {texts[a]}, {option_letter(a)}",
         "key-after/line": f"Query {t}: {lines[a]}",
     }[layout]
-    target = (
-        f"<think>{think}</think><evidence>[{s:.1f}, {e:.1f}]</evidence><answer>{option_letter(a)}</answer>"
-    )
+    target = render_answer([(s, e)], option_letter(a), think)
     return question, target, option_letter(a), [(option_letter(i), x, y) for i, (x, y) in enumerate(spans)]
 
 
@@ -100,8 +92,10 @@ def probe(layout: str, steps: int, heldout: int) -> str:
     import numpy as np
     import torch
 
+    from videozero.answer_format import parse_answer
     from videozero.models.nano.build import load_smollm2
     from videozero.models.vocabulary import shared_tokenizer
+    from videozero.rewards import answer_accuracy
 
     torch.manual_seed(0)
     tok = shared_tokenizer()
@@ -144,10 +138,10 @@ def probe(layout: str, steps: int, heldout: int) -> str:
             out = lm.generate(**batch, max_new_tokens=64, do_sample=False, pad_token_id=tok.pad_token_id)
             for (_, _, answer, spans), row in zip(chunk, out, strict=True):
                 text = tok.decode(row[batch.input_ids.shape[1] :], skip_special_tokens=True)
-                letter += text.split("<answer>")[-1][:1] == answer if "<answer>" in text else 0
-                m = re.search(r"<evidence>\[([\d.]+), ([\d.]+)\]", text)
-                if m:
-                    s, e = float(m.group(1)), float(m.group(2))
+                parsed = parse_answer(text)  # the loop's own reading and scoring of an answer
+                letter += answer_accuracy(parsed.answer, answer, "option")
+                if parsed.spans:
+                    s, e = parsed.spans[0]
                     named += min(spans, key=lambda o: abs(o[1] - s) + abs(o[2] - e))[0] == answer
     n = heldout
     return (
