@@ -1,6 +1,6 @@
 """Which answer layout lets an LM carry an option's letter? A text-only probe of grounding's last hop.
 
-Run: python bench/option_hop.py [--format key-after/line ...] [--steps 40] [--heldout 100] [--threads 2]
+Run: python bench/option_hop.py [--format key-after/line ...] [--spans shots] [--steps 40] [--heldout 100] [--threads 2]
 
 Grounding with nano's frame recall is a text task: the prompt says the query image looks like the frame
 at time t (`Query: <image> like 13.5`) and lists spans as options; the answer is the option whose span
@@ -14,6 +14,13 @@ found, whether or not its letter is carried). Layouts (question / think):
 - letter-first/line: the same question / `Query 13.5: B. from 11.6 s to 14.1 s`
 - letter-first/span-key: the same question / `Query 13.5: from 11.6 s to 14.1 s, B`
 - key-after/line: `from 11.6 s to 14.1 s (B)` / `Query 13.5: from 11.6 s to 14.1 s (B)`
+- key-after/compare: the same question / every option line in turn, each followed by where its span
+  lies against the time: `Query 13.5: from 2.0 s to 4.1 s (A) before; from 11.6 s to 14.1 s (B) holds`
+
+Options (`--spans`): `events`, 2-5 short spans of 0.6-2.5 s apart from each other (the time often shares
+its whole seconds with its answer's start or end: a token match suffices), or `shots`, 2-5 of the 3.5-6.5 s
+shots that cut the whole video, as grounding's options on the generated scenes (a token match rarely
+suffices: the answer needs the time compared with the spans' numbers).
 
 (question_prompt writes letter-first; the constructed rationale thinks letter-first/time.) What the probe
 does not have: nano's frames, the other five families sharing the budget, and recall errors; a layout that
@@ -32,6 +39,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
@@ -43,10 +51,16 @@ from videozero.quiet import quiet_libraries  # noqa: E402
 
 quiet_libraries()
 
-LAYOUTS = ("letter-first/time", "letter-first/line", "letter-first/span-key", "key-after/line")
+LAYOUTS = (
+    "letter-first/time",
+    "letter-first/line",
+    "letter-first/span-key",
+    "key-after/line",
+    "key-after/compare",
+)
 
 
-def item(rng, layout: str) -> tuple[str, str, str, list[tuple[str, float, float]]]:
+def item(rng, layout: str, kind: str = "events") -> tuple[str, str, str, list[tuple[str, float, float]]]:
     """(question, target, answer letter, [(letter, start, end)]) of one synthetic grounding question."""
     from videozero.answer_format import format_instruction, render_answer
     from videozero.question_prompt import option_letter, question_prompt
@@ -54,18 +68,28 @@ def item(rng, layout: str) -> tuple[str, str, str, list[tuple[str, float, float]
 
     k = int(rng.integers(2, 6))
     duration = float(rng.uniform(20, 30))
-    while True:
-        starts = sorted(rng.uniform(0, duration - 3, k))
-        spans = [
-            (round(s, 1), round(min(s + ln, duration), 1))
-            for s, ln in zip(starts, rng.uniform(0.6, 2.5, k), strict=True)
-        ]
-        if all(spans[i][1] < spans[i + 1][0] - 0.3 for i in range(k - 1)):
-            break
-    spans = [spans[i] for i in rng.permutation(k)]
+    if kind == "shots":  # k of the shots that cut the whole video, as grounding's options on real scenes
+        cuts = [0.0]
+        while cuts[-1] < duration - 3.5:
+            cuts.append(round(min(cuts[-1] + float(rng.uniform(3.5, 6.5)), duration), 1))
+        cuts[-1] = round(duration, 1)
+        shots = list(itertools.pairwise(cuts))
+        spans = [shots[i] for i in rng.choice(len(shots), min(k, len(shots)), replace=False)]
+        k = len(spans)
+    else:
+        while True:
+            starts = sorted(rng.uniform(0, duration - 3, k))
+            spans = [
+                (round(s, 1), round(min(s + ln, duration), 1))
+                for s, ln in zip(starts, rng.uniform(0.6, 2.5, k), strict=True)
+            ]
+            if all(spans[i][1] < spans[i + 1][0] - 0.3 for i in range(k - 1)):
+                break
+        spans = [spans[i] for i in rng.permutation(k)]
     a = int(rng.integers(k))
     s, e = spans[a]
-    t = round(float(rng.uniform(s, e)), 1)
+    margin = 0.1 if kind == "shots" else 0.0  # shots: the time strictly inside, as a frame of the shot
+    t = round(float(rng.uniform(s + margin, e - margin)), 1)
     texts = [span_text(sp) for sp in spans]
     query = f"Query: <image> like {t}\nWhen is the scene in the image labelled Query shown in the video?"
     if layout.startswith("letter-first"):  # the solver's own question text
@@ -79,16 +103,35 @@ def item(rng, layout: str) -> tuple[str, str, str, list[tuple[str, float, float]
         "letter-first/line": f"Query {t}: {lines[a]}",
         "letter-first/span-key": f"Query {t}: {texts[a]}, {option_letter(a)}",
         "key-after/line": f"Query {t}: {lines[a]}",
+        "key-after/compare": f"Query {t}: "
+        + "; ".join(f"{line} {relation(t, x, y)}" for line, (x, y) in zip(lines, spans, strict=True)),
     }[layout]
     target = render_answer([(s, e)], option_letter(a), think)
     return question, target, option_letter(a), [(option_letter(i), x, y) for i, (x, y) in enumerate(spans)]
+
+
+def relation(t: float, start: float, end: float) -> str:
+    """Where a span lies against the query's time: `before`, `holds` or `after`."""
+    return "before" if end < t else "after" if start > t else "holds"
+
+
+def lexical(scored: list, answer: bool) -> float:
+    """Share of `scored` whose time (`like 13.5`) has the whole seconds of its answer's start or end
+    (`answer`), or of some distractor's: a token match that stands in for range containment."""
+    import re
+
+    hits = 0
+    for question, _, letter, spans in scored:
+        t = int(float(re.search(r"like ([\d.]+)", question).group(1)))
+        hits += any((o[0] == letter) == answer and t in (int(o[1]), int(o[2])) for o in spans)
+    return hits / len(scored)
 
 
 def se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 1e-12) / n)
 
 
-def probe(layout: str, steps: int, heldout: int) -> str:
+def probe(layout: str, steps: int, heldout: int, kind: str) -> str:
     import numpy as np
     import torch
 
@@ -107,8 +150,8 @@ def probe(layout: str, steps: int, heldout: int) -> str:
         )
 
     rng = np.random.default_rng(0)
-    train = [item(rng, layout) for _ in range(steps * 8)]
-    scored = [item(np.random.default_rng(10_000 + i), layout) for i in range(heldout)]
+    train = [item(rng, layout, kind) for _ in range(steps * 8)]
+    scored = [item(np.random.default_rng(10_000 + i), layout, kind) for i in range(heldout)]
     opt = torch.optim.AdamW(lm.parameters(), lr=1e-4, weight_decay=0.0)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -135,7 +178,7 @@ def probe(layout: str, steps: int, heldout: int) -> str:
             batch = tok(
                 [chat(q) for q, _, _, _ in chunk], return_tensors="pt", padding=True, add_special_tokens=False
             )
-            out = lm.generate(**batch, max_new_tokens=64, do_sample=False, pad_token_id=tok.pad_token_id)
+            out = lm.generate(**batch, max_new_tokens=192, do_sample=False, pad_token_id=tok.pad_token_id)
             for (_, _, answer, spans), row in zip(chunk, out, strict=True):
                 text = tok.decode(row[batch.input_ids.shape[1] :], skip_special_tokens=True)
                 parsed = parse_answer(text)  # the loop's own reading and scoring of an answer
@@ -156,20 +199,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="training steps of 8 questions")
     parser.add_argument("--heldout", type=int, default=100, help="scored questions")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--spans",
+        choices=("events", "shots"),
+        default="events",
+        help="options: short separated spans (events) or shots cutting the whole video (shots)",
+    )
     args = parser.parse_args()
     import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
-    scored = [item(np.random.default_rng(10_000 + i), LAYOUTS[0]) for i in range(args.heldout)]
+    scored = [item(np.random.default_rng(10_000 + i), LAYOUTS[0], args.spans) for i in range(args.heldout)]
     chance = sum(1 / len(spans) for *_, spans in scored) / len(scored)
     best, count = Counter(a for _, _, a, _ in scored).most_common(1)[0]
     print(
         f"{args.heldout} scored questions, 2-5 options: chance {chance:.2f}, best constant letter "
-        f"{best} {count / args.heldout:.2f}; {args.steps} steps x 8 on {args.threads} threads"
+        f"{best} {count / args.heldout:.2f}; {args.steps} steps x 8 on {args.threads} threads; "
+        f"{args.spans}: the time's whole seconds are those of its answer's start or end in "
+        f"{lexical(scored, True):.2f} of the questions, of a distractor's in {lexical(scored, False):.2f}"
     )
     for layout in args.format or LAYOUTS:
-        print(probe(layout, args.steps, args.heldout), flush=True)
+        print(probe(layout, args.steps, args.heldout, args.spans), flush=True)
 
 
 if __name__ == "__main__":
