@@ -42,6 +42,7 @@ import argparse  # noqa: E402
 import itertools  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 
@@ -115,16 +116,19 @@ def relation(t: float, start: float, end: float) -> str:
     return "before" if end < t else "after" if start > t else "holds"
 
 
-def lexical(scored: list, answer: bool) -> float:
-    """Share of `scored` whose time (`like 13.5`) has the whole seconds of its answer's start or end
-    (`answer`), or of some distractor's: a token match that stands in for range containment."""
-    import re
-
-    hits = 0
+def token_match(scored: list) -> tuple[float, float, float]:
+    """What matching tokens alone explains on `scored`: the share of questions whose time (`like 13.5`)
+    has the whole seconds of its answer's start or end, the share where a distractor's has them, and the
+    accuracy of answering the option(s) that match (ties split, no match: chance)."""
+    answer = distractor = score = 0.0
     for question, _, letter, spans in scored:
         t = int(float(re.search(r"like ([\d.]+)", question).group(1)))
-        hits += any((o[0] == letter) == answer and t in (int(o[1]), int(o[2])) for o in spans)
-    return hits / len(scored)
+        matched = [o[0] for o in spans if t in (int(o[1]), int(o[2]))]
+        answer += letter in matched
+        distractor += any(m != letter for m in matched)
+        score += (letter in matched) / len(matched) if matched else 1 / len(spans)
+    n = len(scored)
+    return answer / n, distractor / n, score / n
 
 
 def se(p: float, n: int) -> float:
@@ -213,11 +217,13 @@ def main() -> None:
     scored = [item(np.random.default_rng(10_000 + i), LAYOUTS[0], args.spans) for i in range(args.heldout)]
     chance = sum(1 / len(spans) for *_, spans in scored) / len(scored)
     best, count = Counter(a for _, _, a, _ in scored).most_common(1)[0]
+    answer, distractor, matched = token_match(scored)
     print(
         f"{args.heldout} scored questions, 2-5 options: chance {chance:.2f}, best constant letter "
         f"{best} {count / args.heldout:.2f}; {args.steps} steps x 8 on {args.threads} threads; "
         f"{args.spans}: the time's whole seconds are those of its answer's start or end in "
-        f"{lexical(scored, True):.2f} of the questions, of a distractor's in {lexical(scored, False):.2f}"
+        f"{answer:.2f} of the questions, of a distractor's in {distractor:.2f}; answering by that token "
+        f"match alone scores {matched:.2f}"
     )
     for layout in args.format or LAYOUTS:
         print(probe(layout, args.steps, args.heldout, args.spans), flush=True)
