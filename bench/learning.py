@@ -3,7 +3,7 @@ after each GRPO round, beside each family's best constant answer and span.
 
 Run: python bench/learning.py --nano DIR [--train-scenes 16] [--eval-scenes 6] [--warmup-steps N]
      [--warmup-lr LR] [--full] [--eval-every N] [--rounds 2] [--steps 4] [--prompts 4] [--group 4]
-     [--temperature T] [--rationale] [--recall] [--skip-base] [--save DIR] [--out FILE]
+     [--temperature T] [--rationale] [--recall] [--span-frames] [--skip-base] [--save DIR] [--out FILE]
 
 The questions are the loop's own template families (grounding, ordering, arrow_of_time, what_next,
 counting, semantic_grounding) at every level, built on generated scenes with answers and evidence known
@@ -60,6 +60,12 @@ def main() -> None:
         action="store_true",
         help="nano writes after each still image the time of the shown frame it most resembles "
         "(frame_recall; kept in the saved checkpoint)",
+    )
+    parser.add_argument(
+        "--span-frames",
+        action="store_true",
+        help="with --recall: nano writes after each option's spans the shown frames inside them, keyed by "
+        "the option's letter (span_frames; kept in the saved checkpoint)",
     )
     parser.add_argument(
         "--eval-every",
@@ -155,6 +161,8 @@ def main() -> None:
     lm = load_model(args.nano, device="cpu")
     if args.recall:
         lm.model.config.frame_recall = True
+    if args.span_frames:
+        lm.model.config.span_frames = True
     rows: list[tuple[str, object, float]] = []
     size = lm_size(lm.model)
     sample = train[:: max(1, len(train) // 64)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -273,3 +274,44 @@ def test_nano_recall_names_the_shown_frame_each_image_resembles() -> None:
         assert recalled(request.without_video()) == []
     finally:
         model.config.frame_recall = False
+
+
+def test_nano_span_frames_key_each_shown_time_inside_an_option() -> None:
+    """With span_frames each option line that names spans is followed by the shown times inside them,
+    each keyed by the option's letter, and an option image's recall by its letter; lines without a span,
+    a request without a video and a nano without the key read as before."""
+    lm = load_model(nano_dir())
+    model = lm.model
+    path, _ = generated_clip()
+    clip = VideoInput.from_clip(decode_video(path, SAMPLING))
+    shown = [f"{t:.1f}" for t in clip.timestamps]
+    first, last = float(shown[1]), float(shown[3])
+    question = (
+        f"When is it shown?\nA. from {first:.1f} s to {last:.1f} s\nB. the image labelled Option B\n"
+        "C. from 900.0 s to 901.0 s\nReply as <answer>the letter</answer>."
+    )
+    request = Request(question, clip, images=(("Option B", clip.frames[0]), ("Query", clip.frames[2])))
+
+    def text(req: Request) -> str:
+        return lm.tokenizer.decode(build_batch(lm, [req]).input_ids[0])
+
+    plain = text(request)
+    assert question in plain  # off by default
+    model.config.frame_recall = True
+    model.config.span_frames = True
+    try:
+        keyed = text(request)
+        line = f"A. from {first:.1f} s to {last:.1f} s (shown {shown[1]} A, {shown[2]} A, {shown[3]} A)\n"
+        assert line in keyed
+        assert "B. the image labelled Option B\n" in keyed and "C. from 900.0 s to 901.0 s\n" in keyed
+        (option,) = re.findall(
+            r"Option B: <\|vision_start\|>(?:<\|image_pad\|>)+<\|vision_end\|> like (\S+) B\n", keyed
+        )
+        (query,) = re.findall(
+            r"Query: <\|vision_start\|>(?:<\|image_pad\|>)+<\|vision_end\|> like (\S+)\n", keyed
+        )
+        assert option in shown and query in shown  # the Query is no option: no key
+        assert question in text(request.without_video())
+    finally:
+        model.config.frame_recall = False
+        model.config.span_frames = False

@@ -259,7 +259,8 @@ def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -
     if model == "nano":
         from videozero.models.nano.build import build_name
 
-        path = _model_dir(config, build_name(config.learner.visual_words, config.learner.frame_recall))
+        learner = config.learner
+        path = _model_dir(config, build_name(learner.visual_words, learner.frame_recall, learner.span_frames))
     else:
         path = _model_dir(config, model)
     if (path / "config.json").exists():
@@ -279,6 +280,7 @@ def base_model_path(config: RunConfig, progress: ProgressReport | None = None) -
             align_steps=steps,
             visual_words=config.learner.visual_words,
             frame_recall=config.learner.frame_recall,
+            span_frames=config.learner.span_frames,
             seed=config.seed,
             progress=aligned,
         )

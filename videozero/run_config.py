@@ -44,6 +44,12 @@ class LearnerConfig(BaseModel):
         "of the shown frame it most resembles by the frozen frame encoder (bench/results/README.md has "
         "what it measured)",
     )
+    span_frames: bool = Field(
+        False,
+        description="nano, when it is built: each option that names spans is followed by the shown frames "
+        "inside them keyed by its letter, and an option image's recall by its letter (with frame_recall: "
+        "the hop from a recalled time to an option becomes a match; bench/results/README.md)",
+    )
     warmup: WarmupConfig = Field(
         default_factory=WarmupConfig, description="supervised cold start (0 steps: none)"
     )

@@ -65,6 +65,13 @@ def init(
             help="nano: write after each still image the time of the shown frame it most resembles",
         ),
     ] = False,
+    span_frames: Annotated[
+        bool,
+        typer.Option(
+            "--span-frames",
+            help="nano: write after each option's spans the shown frames inside them, keyed by its letter",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Build a local checkpoint (nothing is downloaded) and save it in Hugging Face format."""
@@ -73,7 +80,7 @@ def init(
     if out is None and kind is Kind.nano:
         from videozero.models.nano.build import build_name
 
-        out = default_model_dir(build_name(visual_words, frame_recall))
+        out = default_model_dir(build_name(visual_words, frame_recall, span_frames))
     out = out or default_model_dir(kind.value)
     started = time.perf_counter()
     table = Table(title=f"{kind.value} checkpoint", show_header=False)
@@ -94,6 +101,7 @@ def init(
                 align_steps=align_steps,
                 visual_words=visual_words,
                 frame_recall=frame_recall,
+                span_frames=span_frames,
                 seed=seed,
                 progress=lambda step, loss: report_step(
                     "aligning projector", step, align_steps, f"loss {loss:.3f}"
@@ -151,6 +159,8 @@ def info(
         cfg = lm.model.config
         words = f"{cfg.visual_words} visual words + " if cfg.visual_words else ""
         recall = ", each still image followed by its recalled frame's time" if cfg.frame_recall else ""
+        if getattr(cfg, "span_frames", False):
+            recall += ", options keyed by the shown frames inside their spans"
         table.add_row(
             "frames",
             f"{cfg.frame_size} px, {words}{cfg.frame_grid}x{cfg.frame_grid} tokens each{recall}",

@@ -9,6 +9,7 @@ generation engines and the trainers use the same function, so what is scored is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
@@ -179,8 +180,49 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
         parts.append(f"{prefix}{VISION_START}{IMAGE_PAD * n}{VISION_END}{recall}\n")
     if not video_first:
         _render_video(lm, request.video, mm, expand, parts)
-    parts.append(request.question)
+    parts.append(_nano_span_frames(lm, request) if expand else request.question)
     return "".join(parts)
+
+
+_OPTION_LINE = re.compile(r"^([A-Z])\. (.*)$")
+_SPAN = re.compile(r"from (\d+(?:\.\d+)?) s to (\d+(?:\.\d+)?) s")
+
+
+def _uses_span_frames(lm: LoadedModel, request: Request) -> bool:
+    return (
+        lm.family == "nano" and getattr(lm.model.config, "span_frames", False) and request.video is not None
+    )
+
+
+def _nano_span_frames(lm: LoadedModel, request: Request) -> str:
+    """nano with `span_frames`: the question with each option line that names spans followed by the
+    shown frames inside them, each time keyed by the option's letter; the question as it is otherwise."""
+    if not _uses_span_frames(lm, request):
+        return request.question
+    return span_keys(request.question, request.video.timestamps)
+
+
+def span_keys(question: str, timestamps: Sequence[float]) -> str:
+    """`question` with each option line's spans followed by the shown times inside them and its letter.
+
+    >>> span_keys("When?\\nA. from 0.0 s to 4.8 s\\nB. from 4.8 s to 9.0 s", [0.0, 2.5, 5.0, 7.5])
+    'When?\\nA. from 0.0 s to 4.8 s (shown 0.0 A, 2.5 A)\\nB. from 4.8 s to 9.0 s (shown 5.0 B, 7.5 B)'
+    """
+    shown = [f"{t:.1f}" for t in timestamps]
+    lines = []
+    for line in question.split("\n"):
+        option = _OPTION_LINE.match(line)
+        if option:
+            inside = [
+                t
+                for m in _SPAN.finditer(option.group(2))
+                for t in shown
+                if float(m.group(1)) <= float(t) <= float(m.group(2))
+            ]
+            if inside:
+                line += " (shown " + ", ".join(f"{t} {option.group(1)}" for t in dict.fromkeys(inside)) + ")"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _nano_recall(lm: LoadedModel, request: Request) -> list[str]:
@@ -193,7 +235,12 @@ def _nano_recall(lm: LoadedModel, request: Request) -> list[str]:
     images = torch.cat([lm.model.frame_pixels(np.asarray(image)[None]) for _, image in request.images])
     frames = lm.model.frame_pixels(request.video.frames)
     times = lm.model.recall_times(images, frames, request.video.timestamps)
-    return [f" like {t:.1f}" for t in times]
+    keyed = _uses_span_frames(lm, request)
+    return [
+        f" like {t:.1f}"
+        + (f" {m.group(1)}" if keyed and (m := re.fullmatch(r"Option ([A-Z])", label)) else "")
+        for (label, _), t in zip(request.images, times, strict=True)
+    ]
 
 
 def _render_video(

@@ -74,10 +74,19 @@ def load_smollm2(dtype: torch.dtype = torch.float32):
             logging.enable_progress_bar()
 
 
-def build_name(visual_words: int = 0, frame_recall: bool = False) -> str:
-    """The directory name of a nano build (`nano`, `nano-words2`, `nano-recall`, `nano-words2-recall`):
-    builds that read frames differently never share a directory."""
-    return "nano" + (f"-words{visual_words}" if visual_words else "") + ("-recall" if frame_recall else "")
+def build_name(visual_words: int = 0, frame_recall: bool = False, span_frames: bool = False) -> str:
+    """The directory name of a nano build (`nano`, `nano-words2`, `nano-recall`, `nano-words2-recall`,
+    `nano-recall-keys`): builds that read frames or questions differently never share a directory.
+
+    >>> build_name(2, frame_recall=True, span_frames=True)
+    'nano-words2-recall-keys'
+    """
+    return (
+        "nano"
+        + (f"-words{visual_words}" if visual_words else "")
+        + ("-recall" if frame_recall else "")
+        + ("-keys" if span_frames else "")
+    )
 
 
 def assemble_nano(
@@ -85,6 +94,7 @@ def assemble_nano(
     frame_grid: int = 2,
     visual_words: int = 0,
     frame_recall: bool = False,
+    span_frames: bool = False,
     seed: int = 0,
 ) -> NanoForConditionalGeneration:
     """nano with the pretrained LM, the shared vocabulary and a freshly initialised projector; each visual
@@ -110,6 +120,7 @@ def assemble_nano(
         frame_grid=frame_grid,
         visual_words=visual_words,
         frame_recall=frame_recall,
+        span_frames=span_frames,
         image_token_id=image,
         video_token_id=video,
         vision_start_token_id=start,
@@ -349,6 +360,7 @@ def build_nano(
     align_steps: int = 80,
     visual_words: int = 0,
     frame_recall: bool = False,
+    span_frames: bool = False,
     batch_size: int = 16,
     generated: int = 96,
     per_clip: int = 48,
@@ -357,7 +369,9 @@ def build_nano(
     evaluate: bool = True,
 ) -> tuple[Path, AlignmentReport]:
     """Assemble nano, align its projector, and save it with its tokenizer at `out` (HF format)."""
-    model = assemble_nano(visual_words=visual_words, frame_recall=frame_recall, seed=seed)
+    model = assemble_nano(
+        visual_words=visual_words, frame_recall=frame_recall, span_frames=span_frames, seed=seed
+    )
     data = alignment_frames(model, per_clip=per_clip, generated=generated, seed=seed)
     report = align_projector(
         model, data, steps=align_steps, batch_size=batch_size, seed=seed, progress=progress, evaluate=evaluate

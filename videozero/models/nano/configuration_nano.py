@@ -20,6 +20,11 @@ class NanoConfig(PreTrainedConfig):
     most resembles (cosine of the frozen encoder's mean cell features, `recall_times`): the cross-image
     lookup a 135M LM does not learn from a warm-up's budget, made by the frozen encoder, so that the LM
     learns what to do with it (compare, order, pick the option span that holds it).
+    With `span_frames` (used with `frame_recall`), each option that names spans is followed by the times
+    of the shown frames inside them, each keyed by the option's letter (`B. from 9.8 s to 14.8 s (shown
+    10.0 B, 12.5 B)`), and an option image's recall by its letter (`Option B: <image> like 12.5 B`): a
+    135M LM does not learn to compare decimal times in a warm-up's budget (bench/results/README.md), so
+    the hop from a recalled time to an option is written as a match its copying heads complete.
     """
 
     model_type = "videozero_nano"
@@ -32,6 +37,7 @@ class NanoConfig(PreTrainedConfig):
     frame_grid: int = 2
     visual_words: int = 0
     frame_recall: bool = False
+    span_frames: bool = False
     feature_dim: int = 1280
     projector_hidden: int = 1024
     image_token_id: int = 49154
