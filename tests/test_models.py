@@ -251,8 +251,6 @@ def test_nano_recall_names_the_shown_frame_each_image_resembles() -> None:
     request = Request("When?", clip, images=(("Query", clip.frames[3]), ("Noise", noise_frames(1)[0])))
 
     def recalled(req: Request) -> list[float]:
-        import re
-
         text = lm.tokenizer.decode(build_batch(lm, [req]).input_ids[0])
         return [float(t) for t in re.findall(r"<\|vision_end\|> like (\d+\.\d)\n", text)]
 
