@@ -159,7 +159,7 @@ def info(
         cfg = lm.model.config
         words = f"{cfg.visual_words} visual words + " if cfg.visual_words else ""
         recall = ", each still image followed by its recalled frame's time" if cfg.frame_recall else ""
-        if getattr(cfg, "span_frames", False):
+        if cfg.span_frames:
             recall += ", options keyed by the shown frames inside their spans"
         table.add_row(
             "frames",

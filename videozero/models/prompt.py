@@ -186,12 +186,11 @@ def _render_content(lm: LoadedModel, request: Request, mm: dict[str, list], expa
 
 _OPTION_LINE = re.compile(r"^([A-Z])\. (.*)$")
 _SPAN = re.compile(r"from (\d+(?:\.\d+)?) s to (\d+(?:\.\d+)?) s")
+_OPTION_IMAGE = re.compile(r"Option ([A-Z])")
 
 
 def _uses_span_frames(lm: LoadedModel, request: Request) -> bool:
-    return (
-        lm.family == "nano" and getattr(lm.model.config, "span_frames", False) and request.video is not None
-    )
+    return lm.family == "nano" and lm.model.config.span_frames and request.video is not None
 
 
 def _nano_span_frames(lm: LoadedModel, request: Request) -> str:
@@ -237,8 +236,7 @@ def _nano_recall(lm: LoadedModel, request: Request) -> list[str]:
     times = lm.model.recall_times(images, frames, request.video.timestamps)
     keyed = _uses_span_frames(lm, request)
     return [
-        f" like {t:.1f}"
-        + (f" {m.group(1)}" if keyed and (m := re.fullmatch(r"Option ([A-Z])", label)) else "")
+        f" like {t:.1f}" + (f" {m.group(1)}" if keyed and (m := _OPTION_IMAGE.fullmatch(label)) else "")
         for (label, _), t in zip(request.images, times, strict=True)
     ]
 
