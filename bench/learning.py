@@ -3,7 +3,8 @@ after each GRPO round, beside each family's best constant answer and span.
 
 Run: python bench/learning.py --nano DIR [--train-scenes 16] [--eval-scenes 6] [--warmup-steps N]
      [--warmup-lr LR] [--full] [--eval-every N] [--rounds 2] [--steps 4] [--prompts 4] [--group 4]
-     [--temperature T] [--rationale] [--recall] [--span-frames] [--skip-base] [--save DIR] [--out FILE]
+     [--temperature T] [--lr LR] [--rationale] [--recall] [--span-frames] [--skip-base] [--save DIR] [--warmed]
+     [--out FILE]
 
 The questions are the loop's own template families (grounding, ordering, arrow_of_time, what_next,
 counting, semantic_grounding) at every level, built on generated scenes with answers and evidence known
@@ -15,8 +16,8 @@ constant answer of the same questions, and every checkpoint's change against the
 paired standard error. Beside the warm-up's and each GRPO step's seconds, the utilisation of the
 machine's floor (bench/floor.py: an fp32 GEMM timed in the same run; the warm-up at 4 P FLOPs per token
 with LoRA, 6 P full; rollouts a forward of each prompt once plus one per sampled token; the update 4 or
-6 P per token of every kept sequence; prompt lengths are the training set's mean). Prints figures;
-never asserts them.
+6 P per token of every kept sequence, a group's prompt counted once where the model shares it (nano);
+prompt lengths are the training set's mean). Prints figures; never asserts them.
 """
 
 from __future__ import annotations
@@ -85,11 +86,18 @@ def main() -> None:
     parser.add_argument(
         "--temperature", type=float, default=None, help="GRPO sampling temperature (default: the preset's)"
     )
+    parser.add_argument("--lr", type=float, default=None, help="GRPO learning rate (default: the preset's)")
     parser.add_argument(
         "--skip-base", action="store_true", help="do not score the checkpoint before the warm-up"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="save the warmed-up checkpoint to this directory")
+    parser.add_argument(
+        "--warmed",
+        action="store_true",
+        help="--nano is a checkpoint an earlier run warmed up and saved (--save): no warm-up; its score "
+        "is the 'after warm-up' row the GRPO rounds are compared with",
+    )
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
 
@@ -110,6 +118,7 @@ def main() -> None:
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.models.prompt import build_batch
+    from videozero.models.shared_prompt import shares_prompts
     from videozero.questioner.supervision import template_targets
     from videozero.run_config import load_run_config
     from videozero.solver.grpo import GRPOTrainer
@@ -239,36 +248,45 @@ def main() -> None:
 
     curve_seconds: list[float] = []
 
-    t = time.perf_counter()
-    report = warmup(lm, train, wcfg, curve_point)
-    per_step = (report.seconds - sum(curve_seconds)) / max(1, report.steps)  # the curve's scoring left out
-    backward = BACKWARD_FROZEN if wcfg.lora else BACKWARD_FULL
-    b = wcfg.batch_size
-    step_floor = Floor(
-        size.flops(b * (prompt_tokens + target_tokens), b * target_tokens, backward),
-        per_step,
-        gemm,
-    )
-    console.print(
-        f"warm-up: {report.steps} steps x {wcfg.batch_size}, loss {report.first_loss:.2f} -> {report.last_loss:.2f}, "
-        f"{per_step:.1f} s/step ({step_floor}), {report.trainable:,} trainable"
-    )
-    evaluate("after warm-up", time.perf_counter() - t - sum(curve_seconds))
-    if args.save:
-        from videozero.solver.training import save_checkpoint
+    if args.warmed:
+        evaluate("after warm-up", 0.0)
+    else:
+        t = time.perf_counter()
+        report = warmup(lm, train, wcfg, curve_point)
+        # the curve's scoring left out
+        per_step = (report.seconds - sum(curve_seconds)) / max(1, report.steps)
+        backward = BACKWARD_FROZEN if wcfg.lora else BACKWARD_FULL
+        b = wcfg.batch_size
+        step_floor = Floor(
+            size.flops(b * (prompt_tokens + target_tokens), b * target_tokens, backward),
+            per_step,
+            gemm,
+        )
+        console.print(
+            f"warm-up: {report.steps} steps x {wcfg.batch_size}, loss {report.first_loss:.2f} -> {report.last_loss:.2f}, "
+            f"{per_step:.1f} s/step ({step_floor}), {report.trainable:,} trainable"
+        )
+        evaluate("after warm-up", time.perf_counter() - t - sum(curve_seconds))
+        if args.save:
+            from videozero.solver.training import save_checkpoint
 
-        save_checkpoint(lm, Path(args.save))
+            save_checkpoint(lm, Path(args.save))
     updates = {"seed": args.seed}
     for key, value in (
         ("steps", args.steps),
         ("prompts_per_step", args.prompts),
         ("group_size", args.group),
         ("temperature", args.temperature),
+        ("lr", args.lr),
     ):
         if value is not None:
             updates[key] = value
     gcfg = config.solver.model_copy(update=updates)
-    trainer = GRPOTrainer(lm, gcfg)  # trains whatever the warm-up made trainable (its LoRA, or the full LM)
+    # trains the warm-up's LoRA if it has one, else a fresh one (gcfg.lora), or the LM (gcfg.lora None)
+    trainer = GRPOTrainer(lm, gcfg)
+    backward = BACKWARD_FROZEN if hasattr(lm.model, "peft_config") else BACKWARD_FULL
+    # the policy pass runs each question's prompt once for its group where the model shares prompts
+    prompt_rows = 1 if gcfg.share_prompts and shares_prompts(lm) else gcfg.group_size
     for r in range(1, args.rounds + 1):
         t = time.perf_counter()
         out = trainer.train(train)
@@ -282,7 +300,7 @@ def main() -> None:
             upd = Floor(
                 kept
                 * size.flops(
-                    s.groups * gcfg.group_size * prompt_tokens + s.completion_tokens,
+                    s.groups * prompt_rows * prompt_tokens + s.completion_tokens,
                     s.completion_tokens,
                     backward,
                 ),
@@ -328,8 +346,14 @@ def main() -> None:
         + (f" ({', '.join(beats)})" if beats else "")
     )
     console.print(
-        f"recipe: warm-up {wcfg.model_dump(exclude={'lora', 'matching'})} lora r={wcfg.lora.r if wcfg.lora else 0} "
-        f"matching steps {wcfg.matching.steps}; GRPO "
+        "recipe: "
+        + (
+            f"warm-up: none, {args.nano} was warmed up by an earlier run"
+            if args.warmed
+            else f"warm-up {wcfg.model_dump(exclude={'lora', 'matching'})} lora r={wcfg.lora.r if wcfg.lora else 0} "
+            f"matching steps {wcfg.matching.steps}"
+        )
+        + f"; GRPO "
         f"{gcfg.model_dump(include={'steps', 'lr', 'temperature', 'prompts_per_step', 'group_size', 'kl_coef', 'token_selective'})}"
     )
     console.print(
