@@ -100,6 +100,10 @@ def main() -> None:
     )
     parser.add_argument("--out", help="also write the output to this file")
     args = parser.parse_args()
+    if args.warmed and (args.save or args.warmup_steps or args.warmup_lr or args.full or args.eval_every):
+        parser.error(
+            "--warmed runs no warm-up: drop --save, --warmup-steps, --warmup-lr, --full and --eval-every"
+        )
 
     import numpy as np
     import torch
