@@ -118,7 +118,6 @@ def main() -> None:
         paired_change,
     )
     from videozero.evidence.mine import mine_videos
-    from videozero.loop import open_run_store
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.models.prompt import build_batch
@@ -128,6 +127,7 @@ def main() -> None:
     from videozero.solver.grpo import GRPOTrainer
     from videozero.solver.heldout import heldout_scores
     from videozero.solver.warmup import supervised_targets, warmup
+    from videozero.stages.run import open_run_store
     from videozero.video.samples import generated_scenes
 
     torch.set_num_threads(2)

@@ -232,7 +232,7 @@ def main() -> None:
     if args.matching_steps:
         from collections import Counter
 
-        from videozero.questioner.evidence import load_video_evidence
+        from videozero.evidence.views import load_video_evidence
         from videozero.solver.matching import matching_drills
         from videozero.solver.warmup import matching_steps
         from videozero.solver.warmup_config import MatchingConfig

@@ -3,7 +3,7 @@
 Run: python bench/round.py [--preset default] [--rounds N] [--workdir DIR] [--out FILE]
 Runs the run-level stages (mine, learner: built and warmed up on first use, held-out questions, base
 and warm-up evaluation) and then N rounds (question = propose + verify, solver GRPO, questioner GRPO,
-evaluation, curriculum) through `videozero.loop` without Prefect, timing each by the wall clock, with
+evaluation, curriculum) through `videozero.stages` without Prefect, timing each by the wall clock, with
 each stage's own peak resident memory (VmRSS sampled every 20 ms from the stage's start, the loop having
 handed freed memory back between stages; on Linux) and the process's peak after it, and each stage's
 language-model FLOPs (bench/floor.py's FlopMeter: every forward the stage runs, and the backward it implies)
@@ -89,17 +89,25 @@ def main() -> None:
     from rich.table import Table
 
     from bench.floor import FlopMeter, gemm_gflops
-    from videozero import loop
     from videozero.memory import release_freed_memory
     from videozero.run_config import load_run_config
+    from videozero.stages.curriculum import curriculum_stage
+    from videozero.stages.evaluate import eval_stage, evaluate_checkpoint
+    from videozero.stages.heldout import heldout_stage
+    from videozero.stages.learner import learner_stage
+    from videozero.stages.mine import mine_stage
+    from videozero.stages.question import question_stage
+    from videozero.stages.questioner import questioner_stage
+    from videozero.stages.run import Lease, open_run_store
+    from videozero.stages.solver import solver_stage
 
     gemm = gemm_gflops()
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="vz-bench-round-")
     config = load_run_config(args.preset, run_name=args.run_name, workdir=workdir, rounds=args.rounds)
     console = Console(record=True, width=120)
-    store = loop.open_run_store(config)
-    lease = loop.Lease(store, config)
+    store = open_run_store(config)
+    lease = Lease(store, config)
     run_id = lease.run_id
     timings: list[tuple[str, str, float, float | None, float, float]] = []
 
@@ -113,19 +121,19 @@ def main() -> None:
         return result
 
     try:
-        timed("run", "mine", loop.mine_stage, config, run_id)
-        learner = timed("run", "learner", loop.learner_stage, config, run_id)
-        timed("run", "held-out questions", loop.heldout_stage, config, run_id)
+        timed("run", "mine", mine_stage, config, run_id)
+        learner = timed("run", "learner", learner_stage, config, run_id)
+        timed("run", "held-out questions", heldout_stage, config, run_id)
         for key in ("base", "warmup"):
             if key in learner:
-                timed("run", f"evaluate {key}", loop.evaluate_checkpoint, config, run_id, learner[key])
+                timed("run", f"evaluate {key}", evaluate_checkpoint, config, run_id, learner[key])
         for index in range(args.rounds):
             for name, fn in (
-                ("question", loop.question_stage),
-                ("solver GRPO", loop.solver_stage),
-                ("questioner GRPO", loop.questioner_stage),
-                ("evaluation", loop.eval_stage),
-                ("curriculum", loop.curriculum_stage),
+                ("question", question_stage),
+                ("solver GRPO", solver_stage),
+                ("questioner GRPO", questioner_stage),
+                ("evaluation", eval_stage),
+                ("curriculum", curriculum_stage),
             ):
                 timed(f"round {index}", name, fn, config, run_id, index)
     finally:

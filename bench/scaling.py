@@ -3,7 +3,7 @@
 Run: python bench/scaling.py --learner DIR [--videos 3] [--heldout 1] [--scales 1 2 4] [--out FILE]
 At scale k a fresh run of the default preset mines k x `--videos` generated training scenes and
 k x `--heldout` held-out scenes (questions per video as the preset sets them, so the questions grow
-with the videos), then runs one round through `videozero.loop` without Prefect. The learner is
+with the videos), then runs one round through `videozero.stages` without Prefect. The learner is
 `--learner`, an already warmed-up checkpoint (e.g. `<workdir>/models/nano-warmup-*` of a
 bench/round.py run), used as it is (no warm-up, no questioner warm-up), so that every scale starts from
 the same model and the figures are the round's alone. Per scale it prints each stage's seconds and the
@@ -48,8 +48,15 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from videozero import loop
     from videozero.run_config import load_run_config
+    from videozero.stages.evaluate import eval_stage
+    from videozero.stages.heldout import heldout_stage
+    from videozero.stages.learner import learner_stage
+    from videozero.stages.mine import mine_stage
+    from videozero.stages.question import question_stage
+    from videozero.stages.questioner import questioner_stage
+    from videozero.stages.run import Lease, open_run_store
+    from videozero.stages.solver import solver_stage
     from videozero.video.samples import generated_scenes
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="vz-bench-scaling-"))
@@ -66,8 +73,8 @@ def main() -> None:
             learner={"model": str(Path(args.learner).resolve()), "warmup": {"steps": 0}},
             questioner_training={"warmup": {"steps": 0}},
         )
-        store = loop.open_run_store(config)
-        lease = loop.Lease(store, config)
+        store = open_run_store(config)
+        lease = Lease(store, config)
         run_id = lease.run_id
         seconds: dict[str, float] = {}
 
@@ -78,13 +85,13 @@ def main() -> None:
             return result
 
         try:
-            mined = timed("mine", loop.mine_stage, config, run_id)
-            timed("learner", loop.learner_stage, config, run_id)
-            heldout = timed("held-out questions", loop.heldout_stage, config, run_id)
-            asked = timed("question", loop.question_stage, config, run_id, 0)
-            timed("solver GRPO", loop.solver_stage, config, run_id, 0)
-            timed("questioner GRPO", loop.questioner_stage, config, run_id, 0)
-            timed("evaluation", loop.eval_stage, config, run_id, 0)
+            mined = timed("mine", mine_stage, config, run_id)
+            timed("learner", learner_stage, config, run_id)
+            heldout = timed("held-out questions", heldout_stage, config, run_id)
+            asked = timed("question", question_stage, config, run_id, 0)
+            timed("solver GRPO", solver_stage, config, run_id, 0)
+            timed("questioner GRPO", questioner_stage, config, run_id, 0)
+            timed("evaluation", eval_stage, config, run_id, 0)
         finally:
             lease.release("finished")
         rows.append(

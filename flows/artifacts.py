@@ -9,9 +9,9 @@ from pathlib import Path
 
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
-from videozero.coverage import video_coverage
+from videozero.reports.coverage import video_coverage
+from videozero.reports.summary import RoundSummary, round_markdown, round_rows, run_plot
 from videozero.run_config import RunConfig
-from videozero.summary import RoundSummary, round_markdown, round_rows, run_plot
 
 
 def _key(*parts: str) -> str:

@@ -23,15 +23,16 @@ class EvalParams(BaseModel):
 def evaluate(params: EvalParams) -> dict:
     """Score every solver checkpoint of the run on its held-out questions; a markdown table and a plot."""
     from videozero.evaluation.report import report_plot, run_columns, run_report
-    from videozero.loop import evaluate_checkpoint, open_run_store, run_id_of
-    from videozero.run_config import RunConfig, stored_run_config
+    from videozero.run_config import RunConfig
+    from videozero.stages.evaluate import evaluate_checkpoint
+    from videozero.stages.run import open_run_store, run_config_of, run_id_of
 
     logger = get_run_logger()
     config = RunConfig(run_name=params.run_name, workdir=params.workdir, db=params.db)
     store = open_run_store(config)
     try:
         run_id = run_id_of(store, params.run_name)
-        stored = stored_run_config(store, run_id)
+        stored = run_config_of(store, run_id)
         if stored is not None:  # the run's own settings; this store and work directory
             config = stored.model_copy(update={"workdir": params.workdir, "db": params.db})
         config.eval.limit = params.limit

@@ -1,4 +1,4 @@
-"""The `iterate` flow: rounds of the Video-Zero loop as Prefect tasks over `videozero.loop`.
+"""The `iterate` flow: rounds of the Video-Zero loop as Prefect tasks over `videozero.stages`.
 
 `iterate(config)` claims the run's lease, mines and attaches the videos, prepares the learner (built,
 aligned and warmed up on first use), fixes the held-out questions, evaluates the base and warm-up
@@ -13,10 +13,18 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import publish_round
-from videozero import loop
 from videozero.progress import StageProgress
+from videozero.reports.summary import round_summary
 from videozero.run_config import RunConfig
-from videozero.summary import round_summary
+from videozero.stages.curriculum import curriculum_stage
+from videozero.stages.evaluate import eval_stage, evaluate_checkpoint
+from videozero.stages.heldout import heldout_stage
+from videozero.stages.learner import learner_stage
+from videozero.stages.mine import mine_stage
+from videozero.stages.question import question_stage
+from videozero.stages.questioner import questioner_stage
+from videozero.stages.run import Lease, open_run_store, rounds_done
+from videozero.stages.solver import solver_stage
 
 # Every task reads and writes the store: resuming is the store's job, not Prefect's result cache.
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -24,28 +32,28 @@ TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 @task(name="mine", retries=1, retry_delay_seconds=5, **TASK)
 def mine_task(config: RunConfig, run_id: int) -> dict:
-    return loop.mine_stage(config, run_id, StageProgress(get_run_logger().info))
+    return mine_stage(config, run_id, StageProgress(get_run_logger().info))
 
 
 @task(name="learner", **TASK)
 def learner_task(config: RunConfig, run_id: int) -> dict:
-    return loop.learner_stage(config, run_id, StageProgress(get_run_logger().info))
+    return learner_stage(config, run_id, StageProgress(get_run_logger().info))
 
 
 @task(name="held-out questions", **TASK)
 def heldout_task(config: RunConfig, run_id: int) -> int:
-    return loop.heldout_stage(config, run_id)
+    return heldout_stage(config, run_id)
 
 
 @task(name="evaluate checkpoint", retries=1, retry_delay_seconds=5, **TASK)
 def evaluate_task(config: RunConfig, run_id: int, checkpoint_id: int) -> dict:
-    return loop.evaluate_checkpoint(config, run_id, checkpoint_id)
+    return evaluate_checkpoint(config, run_id, checkpoint_id)
 
 
 @task(name="question", **TASK)
 def question_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     progress = StageProgress(get_run_logger().info, prefix=f"round {round_index} ")
-    return loop.question_stage(config, run_id, round_index, progress)
+    return question_stage(config, run_id, round_index, progress)
 
 
 @task(name="solver GRPO", **TASK)
@@ -62,22 +70,22 @@ def solver_task(config: RunConfig, run_id: int, round_index: int) -> dict:
             step.seconds_rollout, step.seconds_update,
         )  # fmt: skip
 
-    return loop.solver_stage(config, run_id, round_index, progress)
+    return solver_stage(config, run_id, round_index, progress)
 
 
 @task(name="questioner GRPO", **TASK)
 def questioner_task(config: RunConfig, run_id: int, round_index: int) -> dict:
-    return loop.questioner_stage(config, run_id, round_index)
+    return questioner_stage(config, run_id, round_index)
 
 
 @task(name="evaluate round", retries=1, retry_delay_seconds=5, **TASK)
 def eval_task(config: RunConfig, run_id: int, round_index: int) -> dict:
-    return loop.eval_stage(config, run_id, round_index)
+    return eval_stage(config, run_id, round_index)
 
 
 @task(name="curriculum", **TASK)
 def curriculum_task(config: RunConfig, run_id: int, round_index: int) -> dict:
-    return loop.curriculum_stage(config, run_id, round_index)
+    return curriculum_stage(config, run_id, round_index)
 
 
 @flow(name="videozero-round", log_prints=True)
@@ -98,7 +106,7 @@ def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
         stages[name] = fn(config, run_id, round_index)
         logger.info("round %d %s: %s", round_index, name, stages[name])
     bar(f"round {round_index}", len(steps), len(steps), "done")
-    store = loop.open_run_store(config)
+    store = open_run_store(config)
     try:
         summary = round_summary(store, run_id, round_index)
         publish_round(config, summary, store, run_id)
@@ -111,8 +119,8 @@ def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
 def iterate(config: RunConfig) -> dict:
     """Run (or resume) `config.rounds` rounds of the Video-Zero loop on `config.videos`."""
     logger = get_run_logger()
-    store = loop.open_run_store(config)
-    lease = loop.Lease(store, config)
+    store = open_run_store(config)
+    lease = Lease(store, config)
     status = "failed"
     try:
         run_id = lease.run_id
@@ -129,7 +137,7 @@ def iterate(config: RunConfig) -> dict:
             if key in learner:
                 evaluate_task(config, run_id, learner[key])
         bar("preparing", 4, 4, "done")
-        done = loop.rounds_done(store, run_id)
+        done = rounds_done(store, run_id)
         for r in range(done, config.rounds):
             lease.check()
             round_flow(config, run_id, r)

@@ -14,6 +14,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from store.errors import StoreError
+from store.runs import run_by_name
 from store.tables import (
     QUESTION_STATUSES,
     SPLITS,
@@ -87,12 +88,12 @@ QUESTION_COLUMNS = (
 
 def run_id(session: Session, name: str) -> int:
     """The id of the run called `name`, or a StoreError naming the runs that exist."""
-    found = session.scalar(select(Run.id).where(Run.name == name))
+    found = run_by_name(session, name)
     if found is None:
         names = session.scalars(select(Run.name).order_by(Run.id.desc()).limit(5)).all()
         hint = f"runs in this store: {', '.join(names)}" if names else "this store holds no runs yet"
         raise StoreError(f"No run named '{name}' ({hint}).")
-    return found
+    return int(found.id)
 
 
 def _filtered(session: Session, stmt: Select[Any], flt: QuestionFilter) -> Select[Any]:

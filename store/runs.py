@@ -264,3 +264,72 @@ def set_stage(session: Session, round_id: int, stage: str, status: str, **detail
     old = stages.get(stage, {})
     stages[stage] = {**(old if isinstance(old, dict) else {}), **details, "status": status}
     row.stages = stages
+
+
+def rounds_done(store: Store, run_id: int) -> int:
+    """How many rounds of the run finished their last stage (the curriculum)."""
+    from store.tables import Round
+
+    with store.session() as s:
+        rows = s.execute(select(Round.id).where(Round.run_id == run_id)).all()
+        return sum(stage_status(s, r.id, "curriculum") == "done" for r in rows)
+
+
+def round_curriculum(store: Store, run_id: int, round_index: int) -> dict[str, Any] | None:
+    """The curriculum state stored by round `round_index` of the run, if that round stored one."""
+    from store.tables import Round
+
+    with store.session() as s:
+        return s.scalar(
+            select(Round.curriculum).where(Round.run_id == run_id, Round.round_index == round_index)
+        )
+
+
+def finish_round(store: Store, round_id: int, curriculum: dict[str, Any]) -> None:
+    """Store the next round's curriculum and mark the round finished, in one transaction."""
+    from store.tables import Round
+
+    with store.write() as s:
+        row = s.get(Round, round_id)
+        row.curriculum = curriculum
+        row.finished_at = row.finished_at or utcnow()
+        set_stage(s, round_id, "curriculum", "done")
+
+
+def stored_curriculum(store: Store, round_id: int) -> dict[str, Any] | None:
+    """The curriculum a finished round stored (None while its curriculum stage is not done)."""
+    from store.tables import Round
+
+    with store.session() as s:
+        if stage_status(s, round_id, "curriculum") != "done":
+            return None
+        return dict(s.get(Round, round_id).curriculum or {})
+
+
+def rich_videos(
+    store: Store, video_ids: list[int], min_segments: int = 4, min_seconds: float = 8.0
+) -> set[int]:
+    """Videos with enough mined evidence to carry held-out questions of several families."""
+    from sqlalchemy import func
+
+    from store.tables import Segment, Video
+
+    with store.session() as s:
+        counts = dict(
+            s.execute(
+                select(Segment.video_id, func.count(Segment.id))
+                .where(Segment.video_id.in_(video_ids), Segment.level != "frame")
+                .group_by(Segment.video_id)
+            ).all()
+        )
+        durations = dict(s.execute(select(Video.id, Video.duration_s).where(Video.id.in_(video_ids))).all())
+    return {
+        v for v in video_ids if counts.get(v, 0) >= min_segments and (durations.get(v) or 0) >= min_seconds
+    }
+
+
+def run_config_values(store: Store, run_id: int) -> dict[str, Any]:
+    """The settings a run was started with, as stored ({} when the run has none)."""
+    with store.session() as s:
+        row = s.get(Run, run_id)
+        return dict(row.config or {}) if row is not None else {}

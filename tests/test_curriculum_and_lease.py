@@ -87,16 +87,22 @@ def test_lease_refuses_a_second_live_owner_and_expires(db_url: str) -> None:
 
 
 def test_a_round_that_scores_lower_on_validation_is_not_built_on(tmp_path) -> None:
+    from store.checkpoints import checkpoint_row, current_solver, latest_solver
     from store.metrics import write_metrics
     from store.runs import ensure_round
-    from videozero.loop import current_solver, latest_solver
-    from videozero.questioner.round import solver_checkpoint
 
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     run_id = claim_run(store, "keep-better", {})
-    base = solver_checkpoint(store, run_id, "base-dir", "base")
-    warm = solver_checkpoint(store, run_id, "warm-dir", "warmup", "base-dir")
-    r0 = solver_checkpoint(store, run_id, "r0/solver", "grpo", "warm-dir", ensure_round(store, run_id, 0))
+    base = checkpoint_row(store, "base-dir", "base", run_id=run_id)
+    warm = checkpoint_row(store, "warm-dir", "warmup", run_id=run_id, base_model="base-dir")
+    r0 = checkpoint_row(
+        store,
+        "r0/solver",
+        "grpo",
+        run_id=run_id,
+        base_model="warm-dir",
+        round_id=ensure_round(store, run_id, 0),
+    )
     assert current_solver(store, run_id, 0) == (warm, "warm-dir")
     # no validation figures: the newest checkpoint, as before
     assert current_solver(store, run_id, 1) == latest_solver(store, run_id, 1) == (r0, "r0/solver")
@@ -111,7 +117,14 @@ def test_a_round_that_scores_lower_on_validation_is_not_built_on(tmp_path) -> No
     validation(r0, 0.35)
     assert current_solver(store, run_id, 1) == (warm, "warm-dir")  # worse: round 1 starts from the warm-up
     assert latest_solver(store, run_id, 1) == (r0, "r0/solver")  # what round 0 ended with is unchanged
-    r1 = solver_checkpoint(store, run_id, "r1/solver", "grpo", "warm-dir", ensure_round(store, run_id, 1))
+    r1 = checkpoint_row(
+        store,
+        "r1/solver",
+        "grpo",
+        run_id=run_id,
+        base_model="warm-dir",
+        round_id=ensure_round(store, run_id, 1),
+    )
     validation(r1, 0.50)
     assert current_solver(store, run_id, 2) == (r1, "r1/solver")
     # the held-out figures never choose: a better held-out score changes nothing

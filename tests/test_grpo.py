@@ -157,26 +157,6 @@ def test_consensus_agreement_and_attempt_rows() -> None:
     assert set(rows[0]) <= set(Attempt.__table__.columns.keys())
 
 
-def test_consensus_metric_is_stored(sqlite_url: str) -> None:
-    from sqlalchemy import select
-
-    from store import open_store
-    from store.tables import Metric, Run
-    from videozero.solver.rollout import CONSENSUS_METRIC, ConsensusAgreement, record_consensus_agreement
-
-    store = open_store(sqlite_url)
-    with store.write() as s:
-        run = Run(name="r")
-        s.add(run)
-        s.flush()
-        record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(3, 4))
-        record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(0, 0))  # nothing compared
-        record_consensus_agreement(s, run.id, None, None, ConsensusAgreement(3, 4))  # a resumed round
-    with store.session() as s:
-        got = sorted((m.name, m.value) for m in s.scalars(select(Metric)))
-    assert got == [(CONSENSUS_METRIC, 0.75), (f"{CONSENSUS_METRIC}_n", 4.0)]
-
-
 # -- a seeded learning run -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def warm_tiny(tmp_path_factory):
@@ -286,6 +266,7 @@ def test_train_solver_round_saves_and_records(tmp_path, sqlite_url: str) -> None
     from sqlalchemy import select
 
     from store import open_store
+    from store.checkpoints import checkpoint_row
     from store.tables import Checkpoint
     from videozero.models.loader import load_model
     from videozero.solver.grpo import questions_from_tasks
@@ -298,16 +279,19 @@ def test_train_solver_round_saves_and_records(tmp_path, sqlite_url: str) -> None
     config = GRPOConfig(
         steps=1, prompts_per_step=2, group_size=2, max_new_tokens=8, lora=LoraSettings(r=2, alpha=4)
     )
-    result = train_solver_round(
-        tiny_qwen_dir("qwen3_vl"), questions, tmp_path / "round1", config, store=store
-    )
+    start = tiny_qwen_dir("qwen3_vl")
+    result = train_solver_round(start, questions, tmp_path / "round1", config)
     assert len(result.report.steps) == 1 and result.report.steps[0].groups == 2
     assert load_model(result.path).family == "qwen3_vl"
+    # recorded once: recording the same directory again (a resumed stage) gets the same row
+    checkpoint_id = checkpoint_row(store, result.path, "grpo", base_model=start)
+    assert checkpoint_row(store, result.path, "grpo", base_model=start) == checkpoint_id
     with store.session() as s:
         (row,) = s.scalars(select(Checkpoint)).all()
-    assert (row.id, row.stage, row.role, row.path) == (
-        result.checkpoint_id,
+    assert (row.id, row.stage, row.role, row.path, row.base_model) == (
+        checkpoint_id,
         "grpo",
         "solver",
         str(result.path),
+        str(start),
     )

@@ -267,8 +267,7 @@ def test_ablation_switches_reach_the_stages():
     """The paper's contrast: no evidence anchoring, no r_dep, no alignment reward."""
     import numpy as np
 
-    from videozero.loop import whole_video
-    from videozero.questioner.evidence import SegmentView, VideoEvidence
+    from videozero.evidence.views import SegmentView, VideoEvidence, whole_video
     from videozero.questioner.verify import BLIND_ANSWERABLE, judge
     from videozero.run_config import verify_settings
 
@@ -284,7 +283,7 @@ def test_ablation_switches_reach_the_stages():
         None,
     )
     # no alignment: the solver reward's alpha is 0
-    from videozero.loop import solver_settings
+    from videozero.stages.solver import solver_settings
 
     assert solver_settings(full, 0).weights.alpha == 1.0 and solver_settings(off, 1).weights.alpha == 0.0
     # no anchoring: the mined events are replaced by equal windows over the whole video, shots kept

@@ -14,11 +14,11 @@ from store import open_store
 from store.runs import attach_videos, claim_run
 from store.tables import Attempt, Question, Video
 from tests.model_builds import tiny_qwen_dir
+from videozero.evidence.views import load_video_evidence
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import option_letter
 from videozero.questioner.candidate import Candidate, query_images
-from videozero.questioner.evidence import load_video_evidence
 from videozero.questioner.families import MAX_LEVEL, propose
 from videozero.questioner.round_config import FAMILIES
 from videozero.questioner.verify import BLIND_ANSWERABLE, OUT_OF_BAND, VerifyItem, verify
@@ -269,9 +269,10 @@ def test_query_images_are_cut_from_the_dense_frames_in_order():
 
 @pytest.mark.slow
 def test_question_round_with_the_tiny_model_stores_everything_and_resumes(mined, tmp_path):
+    from store.checkpoints import checkpoint_row
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
-    from videozero.questioner.round import question_round, solver_checkpoint
+    from videozero.questioner.round import question_round
     from videozero.questioner.round_config import QuestionerConfig
 
     store, root, _, videos = mined
@@ -280,7 +281,7 @@ def test_question_round_with_the_tiny_model_stores_everything_and_resumes(mined,
     assert sorted(splits.values()) == ["heldout", "train", "train"]
     model = tiny_qwen_dir()
     engine = TransformersEngine(load_model(model, device="cpu"), batch_size=16)
-    ckpt = solver_checkpoint(store, run_id, str(model))
+    ckpt = checkpoint_row(store, model, "base", run_id=run_id)
     config = QuestionerConfig(
         per_video=6,
         heldout_per_video=6,
@@ -512,11 +513,11 @@ def test_every_family_supports_the_generated_clips(mined):
 def test_a_long_video_without_questions_is_reported_with_each_familys_reason(mined, tmp_path):
     """A static 12 s shot with nothing happening carries no question; the run says why, per family,
     while a video with questions is not reported."""
-    from videozero.coverage import MIN_REPORTED_S, coverage_table, video_coverage
     from videozero.evidence.mine import mine_videos
     from videozero.questioner.families import family_support
     from videozero.questioner.round import ensure_heldout
     from videozero.questioner.round_config import QuestionerConfig
+    from videozero.reports.coverage import MIN_REPORTED_S, coverage_table, video_coverage
 
     store, root, _, videos = mined
     still = tmp_path / "still.mp4"

@@ -263,7 +263,7 @@ def verify_settings(config: RunConfig) -> VerifyConfig:
 def evaluation_settings(config: RunConfig):
     """How the run's checkpoints are scored on held-out questions (the loop, `videozero eval --run`
     and the eval flow all use this): the solver's fps and frame budget, greedy answers."""
-    from videozero.evaluation.runner import EvalConfig
+    from videozero.models.eval_config import EvalConfig
 
     return EvalConfig(
         fps=config.questioner.solver_fps,
@@ -274,13 +274,9 @@ def evaluation_settings(config: RunConfig):
     )
 
 
-def stored_run_config(store, run_id: int) -> RunConfig | None:
-    """The configuration a run was started with, as stored (None when it cannot be read back)."""
-    from store.tables import Run
-
-    with store.session() as s:
-        row = s.get(Run, run_id)
-        values = dict(row.config or {}) if row is not None else {}
+def stored_run_config(values: dict | None) -> RunConfig | None:
+    """The configuration a run was started with, from its stored values (None when they cannot be read
+    back as a RunConfig)."""
     if not values:
         return None
     try:

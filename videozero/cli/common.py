@@ -10,16 +10,10 @@ import typer
 from rich.console import Console
 
 from store import Store, default_url, open_store
+from videozero.workdir import workdir_default
 
 console = Console()
 err_console = Console(stderr=True)
-
-DEFAULT_WORKDIR = "videozero_work"
-
-
-def workdir_default() -> Path:
-    """The work directory: $VIDEOZERO_WORKDIR or ./videozero_work."""
-    return Path(os.environ.get("VIDEOZERO_WORKDIR", DEFAULT_WORKDIR))
 
 
 def resolve_db(db: str | None, workdir: Path | None = None) -> str:

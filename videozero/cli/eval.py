@@ -222,10 +222,11 @@ def _settings(store, picked, heldout: bool, given: dict, batch_size: int, limit:
     stored figures stay comparable; flags that contradict them are refused for its held-out questions.
     Without a run, the flags over the authors' protocol (2 fps, 32 frames)."""
     from videozero.evaluation.runner import EvalConfig
-    from videozero.run_config import evaluation_settings, stored_run_config
+    from videozero.run_config import evaluation_settings
+    from videozero.stages.run import run_config_of
 
     base = EvalConfig()
-    stored = stored_run_config(store, picked[0]) if picked is not None else None
+    stored = run_config_of(store, picked[0]) if picked is not None else None
     if stored is not None:
         base = evaluation_settings(stored)
         differ = {k: v for k, v in given.items() if getattr(base, k) != v}

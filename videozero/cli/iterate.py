@@ -90,7 +90,7 @@ def iterate(
     if model:
         config.learner.model = model
     from store.runs import check_claimable, run_by_name
-    from videozero.loop import open_run_store, rounds_done
+    from videozero.stages.run import open_run_store, rounds_done
 
     store = open_run_store(config)
     try:
@@ -128,9 +128,9 @@ def iterate(
 
 def show_run(config, seconds: float | None) -> None:
     """Every round's closing table, the checkpoints side by side, and where the plot is."""
-    from videozero.coverage import coverage_table, video_coverage
-    from videozero.loop import open_run_store, run_id_of
-    from videozero.summary import comparison_table, learner_line, round_summary, round_table, run_plot
+    from videozero.reports.coverage import coverage_table, video_coverage
+    from videozero.reports.summary import comparison_table, learner_line, round_summary, round_table, run_plot
+    from videozero.stages.run import open_run_store, run_id_of
 
     store = open_run_store(config)
     try:

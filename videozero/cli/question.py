@@ -36,20 +36,20 @@ def _family_list(value: str | None) -> list[str] | None:
 def _solver(store, run_id: int, round_index: int, model: str | None, workdir: Path) -> tuple[int, str]:
     """(checkpoint id, path) of the verifying solver: --model, else the checkpoint the round starts from
     (as `videozero iterate` picks it), else <workdir>/models/nano."""
-    from videozero.loop import current_solver
-    from videozero.questioner.round import solver_checkpoint
+    from store import StoreError
+    from store.checkpoints import checkpoint_row, current_solver
 
     if not model:
         try:
             return current_solver(store, run_id, round_index)
-        except VideozeroError:
+        except StoreError:  # the run has no solver checkpoint yet
             model = str(workdir / "models" / "nano")
             if not (Path(model) / "config.json").exists():
                 raise VideozeroError(
                     f"no solver model: pass --model, or build the default learner with "
                     f"`videozero model init --out {model}`."
                 ) from None
-    return solver_checkpoint(store, run_id, model), model
+    return checkpoint_row(store, model, "base", run_id=run_id), model
 
 
 def question(

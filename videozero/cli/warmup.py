@@ -47,13 +47,14 @@ def warmup(
     """Teach the answer format and first signal on generated clips (answers known by construction)."""
     import torch
 
+    from store.checkpoints import checkpoint_row
     from videozero.cli.model import default_model_dir
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.solver.grpo_config import LoraSettings
     from videozero.solver.heldout import heldout_scores
     from videozero.solver.tasks import constant_baseline
-    from videozero.solver.training import record_checkpoint, save_checkpoint
+    from videozero.solver.training import save_checkpoint
     from videozero.solver.warmup import warmup as run_warmup
     from videozero.solver.warmup import warmup_tasks
     from videozero.solver.warmup_config import WarmupConfig
@@ -90,7 +91,7 @@ def warmup(
     if record:
         from store import open_store
 
-        checkpoint_id = record_checkpoint(open_store(resolve_db(db)), path, base_model=source, stage="warmup")
+        checkpoint_id = checkpoint_row(open_store(resolve_db(db)), path, "warmup", base_model=source)
 
     table = Table(title=f"held-out tasks of {source}: before -> after the warm-up")
     for col in ("family", "format", "accuracy", "constant", "IoU", "constant IoU"):

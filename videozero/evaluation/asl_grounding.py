@@ -33,7 +33,8 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from videozero.errors import VideozeroError
-from videozero.evaluation.benchmarks import VIDEO_EXTENSIONS, GroundingItem
+from videozero.evaluation.benchmarks import VIDEO_EXTENSIONS, GroundingItem, load_items
+from videozero.workdir import workdir_default
 
 BENCHMARK = "asl_grounding"
 DEFAULT_CLIPS_DIR = Path(__file__).resolve().parents[3] / "shared" / "videos" / "real" / "asl_gestures"
@@ -232,15 +233,11 @@ class AslBenchmark:
 
 def default_out_dir() -> Path:
     """`<work dir>/benchmarks/asl_grounding` (the work dir is $VIDEOZERO_WORKDIR or ./videozero_work)."""
-    from videozero.cli.common import workdir_default
-
     return workdir_default() / "benchmarks" / BENCHMARK
 
 
 def _refuse_repo_path(out_dir: Path) -> None:
     """Built files never land in the repository's tracked tree (the git-ignored work dir is fine)."""
-    from videozero.cli.common import workdir_default
-
     repo, out = Path(__file__).resolve().parents[2], out_dir.resolve()
     if out.is_relative_to(repo) and not out.is_relative_to(workdir_default().resolve()):
         raise VideozeroError(
@@ -315,52 +312,6 @@ def build_asl_grounding(
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return AslBenchmark(items_path, videos_dir, load_items(items_path))
-
-
-def load_items(path: Path) -> list[GroundingItem]:
-    """Read items.jsonl written by `build_asl_grounding`; videos are looked up in `videos/` beside it."""
-    path = Path(path)
-    if not path.is_file():
-        raise VideozeroError(
-            f"{path} does not exist: build the benchmark first (python -m {__name__} --out DIR)."
-        )
-    videos_dir = path.parent / "videos"
-    items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            gt = (float(row["gt_span"][0]), float(row["gt_span"][1]))
-            query_span = (float(row["query_span"][0]), float(row["query_span"][1]))
-            sign, video, query_video = str(row["sign"]), str(row["video_id"]), str(row["query_video"])
-            item_id, duration = str(row["item_id"]), float(row["duration"])
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
-            raise VideozeroError(
-                f"{path}, line {n}: not an ASL grounding item (item_id, video_id, sign, gt_span, duration, "
-                "query_video, query_span): rebuild the benchmark."
-            ) from None
-        video_path = videos_dir / f"{video}.mp4"
-        items.append(
-            GroundingItem(
-                BENCHMARK,
-                item_id,
-                video,
-                f"the sign for '{sign}'",
-                (gt,),
-                duration,
-                video_path=str(video_path) if video_path.is_file() else None,
-                extra={
-                    "sign": sign,
-                    "question": f"When is the sign for '{sign}' shown in the video? The query clip shows this sign. "
-                    "Answer with the sign's name.",
-                    "query_video": query_video,
-                    "query_video_path": str(videos_dir / f"{query_video}.mp4"),
-                    "query_span": query_span,
-                },
-            )
-        )
-    return items
 
 
 def query_clip(item: GroundingItem, sampling: Any = None) -> Any:

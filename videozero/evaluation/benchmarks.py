@@ -359,9 +359,53 @@ def load_nextgqa(path: Path) -> BenchmarkSet:
     return BenchmarkSet("nextgqa", csv_path, items, notes)
 
 
-def _load_asl(path: Path) -> BenchmarkSet:
-    from videozero.evaluation.asl_grounding import load_items
+def load_items(path: Path) -> list[GroundingItem]:
+    """Read items.jsonl written by `build_asl_grounding`; videos are looked up in `videos/` beside it."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideozeroError(
+            f"{path} does not exist: build the benchmark first (python -m videozero.evaluation.asl_grounding --out DIR)."
+        )
+    videos_dir = path.parent / "videos"
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            gt = (float(row["gt_span"][0]), float(row["gt_span"][1]))
+            query_span = (float(row["query_span"][0]), float(row["query_span"][1]))
+            sign, video, query_video = str(row["sign"]), str(row["video_id"]), str(row["query_video"])
+            item_id, duration = str(row["item_id"]), float(row["duration"])
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
+            raise VideozeroError(
+                f"{path}, line {n}: not an ASL grounding item (item_id, video_id, sign, gt_span, duration, "
+                "query_video, query_span): rebuild the benchmark."
+            ) from None
+        video_path = videos_dir / f"{video}.mp4"
+        items.append(
+            GroundingItem(
+                "asl_grounding",
+                item_id,
+                video,
+                f"the sign for '{sign}'",
+                (gt,),
+                duration,
+                video_path=str(video_path) if video_path.is_file() else None,
+                extra={
+                    "sign": sign,
+                    "question": f"When is the sign for '{sign}' shown in the video? The query clip shows this sign. "
+                    "Answer with the sign's name.",
+                    "query_video": query_video,
+                    "query_video_path": str(videos_dir / f"{query_video}.mp4"),
+                    "query_span": query_span,
+                },
+            )
+        )
+    return items
 
+
+def _load_asl(path: Path) -> BenchmarkSet:
     return BenchmarkSet("asl_grounding", Path(path), load_items(path))
 
 

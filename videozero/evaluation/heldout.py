@@ -14,13 +14,11 @@
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -43,17 +41,17 @@ from videozero.evaluation.metrics import (
     recall_at_thresholds,
     video_dependency,
 )
-from videozero.evaluation.runner import EvalConfig, load_clip
+from videozero.evaluation.runner import EvalConfig
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import answer_kind, question_prompt
 from videozero.questioner.candidate import question_request
 from videozero.rewards import RewardWeights, Span, answer_accuracy, solver_reward, temporal_iou
-from videozero.video.cache import VideoCache
+from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import MINING_SAMPLING
+from videozero.video.probes import mode_video
 
 HELDOUT_SPLIT = "heldout"
-VALIDATION_SPLIT = "validation"
 DIAGNOSTICS_SPLIT = "diagnostics"
 DIAGNOSTIC_PAIRS = {
     "video_dependency": ("full", "blind", video_dependency),
@@ -138,64 +136,6 @@ def stored_questions(
 
 
 # --- input modes ---------------------------------------------------------------------------------------
-
-
-def inside(timestamps: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
-    """Which frames are shown inside any of `spans` (start inclusive, end exclusive)."""
-    t = np.asarray(timestamps, dtype=np.float64)
-    hit = np.zeros(len(t), dtype=bool)
-    for s, e in spans:
-        hit |= (t >= s - 1e-6) & (t < e - 1e-6)
-    return hit
-
-
-def random_span(evidence: Sequence[Span], duration: float, seed: int) -> Span:
-    """A span as long as the evidence in total, placed at random (seeded), away from the evidence if it fits.
-
-    >>> s, e = random_span([(2.0, 3.0)], 10.0, seed=1)
-    >>> round(e - s, 6), e <= 2.0 or s >= 3.0
-    (1.0, True)
-    """
-    length = min(sum(e - s for s, e in evidence), duration)
-    rng = random.Random(seed)
-    first = None
-    for _ in range(32):
-        start = rng.uniform(0.0, max(0.0, duration - length))
-        span = (start, start + length)
-        first = first or span
-        if all(span[1] <= s or span[0] >= e for s, e in evidence):
-            return span
-    return first or (0.0, length)
-
-
-def _keep_nearest(video: VideoInput, keep: np.ndarray, span: Span) -> VideoInput:
-    """`video` restricted to `keep`; if no frame falls inside, the frame nearest the span's middle."""
-    if not keep.any():
-        keep = np.zeros(len(video), dtype=bool)
-        keep[int(np.argmin(np.abs(video.timestamps - (span[0] + span[1]) / 2)))] = True
-    return video.drop(~keep)
-
-
-def mode_video(
-    video: VideoInput, evidence: Sequence[Span], mode: str, duration: float, seed: int
-) -> VideoInput | None:
-    """The video a question is asked with in `mode` (None: blind). Evidence-free questions cannot be
-    masked or cut to their evidence, so those modes need evidence."""
-    if mode == "full":
-        return video
-    if mode == "blind":
-        return None
-    if mode not in ATTEMPT_MODES:
-        raise VideozeroError(f"unknown attempt mode {mode!r}: use one of {', '.join(ATTEMPT_MODES)}.")
-    if not evidence:
-        raise VideozeroError(f"mode {mode} needs the question's evidence spans, and it has none.")
-    hull = (min(s for s, _ in evidence), max(e for _, e in evidence))
-    if mode == "masked":
-        return video.blank(inside(video.timestamps, evidence))
-    if mode == "key_only":
-        return _keep_nearest(video, inside(video.timestamps, evidence), hull)
-    span = random_span(evidence, duration, seed)
-    return _keep_nearest(video, inside(video.timestamps, [span]), span)
 
 
 # --- scoring into attempts -----------------------------------------------------------------------------

@@ -13,43 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-from videozero.answer_format import ANSWER_END
 from videozero.errors import VideozeroError
 from videozero.evaluation.benchmarks import GroundingItem, Prediction, benchmark_items, score
-from videozero.models.engines.base import GenerationEngine, SamplingParams
+from videozero.models.engines.base import GenerationEngine
+from videozero.models.eval_config import EvalConfig
 from videozero.models.prompt import Request, VideoInput
-from videozero.video.cache import VideoCache, cached_clip, file_sha256
-from videozero.video.decode import SamplingConfig, VideoClip, decode_video
-
-
-class EvalConfig(BaseModel):
-    """How a model is evaluated; the defaults are the authors' protocol (2 fps, 32 frames, greedy)."""
-
-    fps: float = Field(2.0, gt=0, le=30, description="frames per second of video time")
-    max_frames: int = Field(32, ge=1, le=512, description="at most this many frames per video")
-    short_side: int = Field(224, ge=16, le=1080, description="frames resized so the short side is this")
-    query_frames: int = Field(4, ge=1, le=16, description="still frames shown of a query clip (ASL)")
-    max_new_tokens: int = Field(96, ge=8, le=4096, description="answer length cap")
-    batch_size: int = Field(8, ge=1, description="sequences per generate call")
-    limit: int | None = Field(None, ge=1, description="evaluate only the first N items or questions")
-
-    @property
-    def sampling(self) -> SamplingConfig:
-        return SamplingConfig(fps=self.fps, max_frames=self.max_frames, short_side=self.short_side)
-
-    @property
-    def greedy(self) -> SamplingParams:
-        return SamplingParams(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens, stop=(ANSWER_END,))
-
-
-def load_clip(path: str | Path, sampling: SamplingConfig, cache: VideoCache | None = None) -> VideoClip:
-    """A video's sampled frames with their true timestamps, through the frame cache when one is given."""
-    if cache is None:
-        return decode_video(path, sampling)
-    clip, _ = cached_clip(path, file_sha256(path), sampling, cache)
-    return clip
+from videozero.video.cache import VideoCache, load_clip
+from videozero.video.decode import VideoClip
 
 
 def query_stills(clip: VideoClip, n: int) -> tuple[tuple[str, np.ndarray], ...]:

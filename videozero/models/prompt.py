@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
@@ -19,75 +19,16 @@ import numpy as np
 import torch
 
 from videozero.answer_format import tag_regions
-from videozero.errors import VideozeroError
 from videozero.models.qwen_video import image_patches, patch_times, seconds_per_grid, video_patches
+from videozero.models.request import Request
+from videozero.video.inputs import VideoInput
 
 if TYPE_CHECKING:
     from videozero.models.loader import LoadedModel
-    from videozero.video.decode import VideoClip
 
 VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
 IMAGE_PAD, VIDEO_PAD = "<|image_pad|>", "<|video_pad|>"
 MM_TEXT, MM_IMAGE, MM_VIDEO = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class VideoInput:
-    """Frames (uint8 [T, H, W, 3]) and the true time of each in seconds; frames may be dropped or blanked."""
-
-    frames: np.ndarray
-    timestamps: np.ndarray
-
-    def __post_init__(self) -> None:
-        frames = np.asarray(self.frames)
-        times = np.asarray(self.timestamps, dtype=np.float64)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise VideozeroError(
-                f"video frames must be uint8 [T, H, W, 3], got {frames.dtype} {list(frames.shape)}."
-            )
-        if len(frames) == 0 or len(frames) != len(times):
-            raise VideozeroError(
-                f"a video needs at least one frame and one timestamp per frame, got {len(frames)} "
-                f"frames and {len(times)} timestamps."
-            )
-        if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
-            raise VideozeroError("video timestamps must be finite and non-decreasing.")
-        object.__setattr__(self, "frames", frames)
-        object.__setattr__(self, "timestamps", times)
-
-    @classmethod
-    def from_clip(cls, clip: VideoClip) -> VideoInput:
-        return cls(clip.frames, clip.timestamps)
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def drop(self, remove: np.ndarray) -> VideoInput:
-        """The clip without the frames where `remove` is true; the others keep their true times."""
-        keep = ~np.asarray(remove, dtype=bool)
-        return VideoInput(self.frames[keep], self.timestamps[keep])
-
-    def blank(self, remove: np.ndarray, value: int = 0) -> VideoInput:
-        """The clip with the frames where `remove` is true replaced by a flat `value` frame."""
-        frames = self.frames.copy()
-        frames[np.asarray(remove, dtype=bool)] = value
-        return VideoInput(frames, self.timestamps)
-
-
-@dataclass(frozen=True)
-class Request:
-    """A prompt: the question text, an optional video, optional labelled still images, an optional system line.
-
-    `video=None` is the blind (question-only) mode; masked modes use `VideoInput.drop` / `.blank`.
-    """
-
-    question: str
-    video: VideoInput | None = None
-    images: tuple[tuple[str, np.ndarray], ...] = field(default_factory=tuple)
-    system: str | None = None
-
-    def without_video(self) -> Request:
-        return replace(self, video=None)
 
 
 class TokenRegion(IntEnum):

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from videozero.evidence.views import SegmentView, VideoEvidence
 from videozero.question_prompt import option_letter
 from videozero.questioner.candidate import Candidate
-from videozero.questioner.evidence import SegmentView, VideoEvidence
 from videozero.questioner.round_config import FAMILIES
 from videozero.rewards import Span, temporal_iou
 

@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from videozero.evaluation.runner import load_clip
+from videozero.evidence.views import SegmentView, VideoEvidence
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import VideoInput
 from videozero.question_prompt import option_letter
 from videozero.questioner.candidate import Candidate
-from videozero.questioner.evidence import SegmentView, VideoEvidence
 from videozero.questioner.families import MIN_EVIDENCE_S, span_text
 from videozero.questioner.writer import (
     WriterConfig,
@@ -30,7 +29,7 @@ from videozero.questioner.writer import (
     writer_input,
 )
 from videozero.rewards import temporal_iou
-from videozero.video.cache import VideoCache
+from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import SamplingConfig
 
 

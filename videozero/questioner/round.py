@@ -29,13 +29,12 @@ from sqlalchemy import select
 
 from store.bulk import insert_attempts, insert_questions
 from store.runs import ensure_round, run_video_ids, set_stage, stage_status
-from store.tables import Checkpoint, Question
+from store.tables import Question
 from videozero.errors import VideozeroError
-from videozero.evaluation.runner import load_clip
+from videozero.evidence.views import VideoEvidence, load_video_evidence
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import VideoInput
 from videozero.questioner.candidate import Candidate
-from videozero.questioner.evidence import VideoEvidence, load_video_evidence
 from videozero.questioner.families import propose
 from videozero.questioner.round_config import QuestionerConfig
 from videozero.questioner.verify import (
@@ -47,7 +46,7 @@ from videozero.questioner.verify import (
 )
 from videozero.rewards import Span
 from videozero.solver.rollout import attempt_rows
-from videozero.video.cache import VideoCache
+from videozero.video.cache import VideoCache, load_clip
 
 
 def family_counts(total: int, weights: Mapping[str, float] | None, families: Sequence[str]) -> dict[str, int]:
@@ -353,39 +352,6 @@ def verify_round(
                 s, round_id, "verify", "done", seconds=round(time.perf_counter() - started, 2), verified=done
             )
     return done
-
-
-def solver_checkpoint(
-    store,
-    run_id: int,
-    model: str,
-    stage: str = "base",
-    base_model: str | None = None,
-    round_id: int | None = None,
-) -> int:
-    """The id of the run's solver checkpoint row for `model` at `stage`, created once."""
-    with store.write() as s:
-        found = s.scalar(
-            select(Checkpoint.id).where(
-                Checkpoint.run_id == run_id,
-                Checkpoint.role == "solver",
-                Checkpoint.path == str(model),
-                Checkpoint.stage == stage,
-            )
-        )
-        if found is not None:
-            return int(found)
-        row = Checkpoint(
-            run_id=run_id,
-            round_id=round_id,
-            role="solver",
-            stage=stage,
-            path=str(model),
-            base_model=str(base_model or model),
-        )
-        s.add(row)
-        s.flush()
-        return int(row.id)
 
 
 def round_summary(store, round_id: int) -> RoundQuestions:

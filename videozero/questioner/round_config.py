@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from videozero.questioner.verify_config import VerifyConfig
 
 if TYPE_CHECKING:
-    from videozero.evaluation.runner import EvalConfig
+    from videozero.models.eval_config import EvalConfig
 
 FAMILIES = ("grounding", "ordering", "arrow_of_time", "what_next", "counting", "semantic_grounding")
 
@@ -43,6 +43,6 @@ class QuestionerConfig(BaseModel):
 
     @property
     def solver_sampling(self) -> EvalConfig:
-        from videozero.evaluation.runner import EvalConfig
+        from videozero.models.eval_config import EvalConfig
 
         return EvalConfig(fps=self.solver_fps, max_frames=self.solver_max_frames)

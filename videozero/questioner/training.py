@@ -14,20 +14,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from videozero.errors import VideozeroError
+from videozero.evidence.views import VideoEvidence
 from videozero.models.engines.base import GenerationEngine
-from videozero.models.loader import LoadedModel
+from videozero.models.loader import LoadedModel, load_model
 from videozero.models.prompt import VideoInput
-from videozero.questioner.evidence import VideoEvidence
 from videozero.questioner.model_writer import format_target, writer_inputs
 from videozero.questioner.training_config import QuestionerGRPOConfig
 from videozero.questioner.verify import VerifyItem, degenerate_reason, questioner_reward, verify
 from videozero.questioner.writer import WriterConfig, write_questions
 from videozero.solver.grpo import GRPOTrainer
 from videozero.solver.grpo_config import GRPOConfig
+from videozero.solver.training import save_checkpoint
 
 
 @dataclass
@@ -190,53 +192,16 @@ class QuestionerTrainer:
         )
 
 
-def writer_videos(store, run_id: int, sampling, cache_dir=None) -> list[WriterVideo]:
-    """The run's training videos as the questioner trainer needs them (evidence + the solver's view)."""
-    from store.runs import run_video_ids
-    from videozero.evaluation.runner import load_clip
-    from videozero.questioner.evidence import load_video_evidence
-    from videozero.video.cache import VideoCache
-
-    cache = VideoCache(cache_dir) if cache_dir is not None else None
-    with store.session() as s:
-        ids = run_video_ids(s, run_id, "train")
-    out = []
-    for vid in ids:
-        ev = load_video_evidence(store, vid, cache_dir)
-        out.append(WriterVideo(ev, VideoInput.from_clip(load_clip(ev.path, sampling, cache))))
-    return out
-
-
 def train_questioner_round(
-    store,
-    run_id: int,
-    round_id: int,
     questioner: str,
     solver: GenerationEngine,
+    videos: Sequence[WriterVideo],
     out,
     config: QuestionerGRPOConfig | None = None,
-    sampling=None,
-    cache_dir=None,
     progress: Callable[[QuestionerStep], None] | None = None,
-) -> tuple[int, QuestionerReport]:
-    """Load the questioner, train it against the frozen `solver` on the run's training videos, save it
-    at `out` and record it as the round's questioner checkpoint; returns (checkpoint id, report)."""
-    from videozero.models.loader import load_model
-    from videozero.solver.training import record_checkpoint, save_checkpoint
-    from videozero.video.decode import SamplingConfig
-
-    sampling = sampling or SamplingConfig(fps=2.0, max_frames=32)
-    videos = writer_videos(store, run_id, sampling, cache_dir)
+) -> tuple[Path, QuestionerReport]:
+    """Load the questioner, train it against the frozen `solver` on `videos` and save it at `out`;
+    returns (the saved directory, the report). The questioner stage records it in the store."""
     trainer = QuestionerTrainer(load_model(questioner, device="auto"), solver, config)
     report = trainer.train(videos, progress)
-    path = save_checkpoint(trainer.lm, out)
-    checkpoint_id = record_checkpoint(
-        store,
-        path,
-        base_model=str(questioner),
-        stage="grpo",
-        role="questioner",
-        run_id=run_id,
-        round_id=round_id,
-    )
-    return checkpoint_id, report
+    return save_checkpoint(trainer.lm, out), report

@@ -25,16 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from videozero.evaluation.heldout import mode_video
+from videozero.evidence.views import SegmentView
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import VideoInput
 from videozero.questioner.candidate import Candidate, question_request
-from videozero.questioner.evidence import SegmentView
 from videozero.questioner.verify_config import VerifyConfig
 from videozero.rewards import Span, temporal_iou
 from videozero.solver.rollout import QuestionRollouts, RolloutConfig, SolverQuestion, rollout_questions
-
-PROBE_MODES = ("blind", "masked", "key_only", "random_span")
+from videozero.video.probes import PROBE_MODES, mode_video
 
 # Rejection reasons stored in questions.reject_reason.
 BLIND_ANSWERABLE = "blind-answerable"

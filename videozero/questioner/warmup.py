@@ -15,16 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from videozero.evaluation.runner import load_clip
+from videozero.evidence.views import VideoEvidence, load_video_evidence
 from videozero.models.prompt import VideoInput
 from videozero.questioner.candidate import Candidate
-from videozero.questioner.evidence import VideoEvidence, load_video_evidence
 from videozero.questioner.families import MAX_LEVEL, propose
 from videozero.questioner.model_writer import format_target, writer_inputs
 from videozero.questioner.warmup_config import WriterWarmupConfig
 from videozero.questioner.writer import WriterInput, parse_written, render_written, writer_input
 from videozero.rewards import temporal_iou
-from videozero.video.cache import VideoCache
+from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import SamplingConfig
 
 WRITTEN_FAMILIES = ("semantic_grounding", "counting")

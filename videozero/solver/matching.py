@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from videozero.evidence.views import VideoEvidence
 from videozero.models.prompt import Request
 from videozero.question_prompt import option_letter
-from videozero.questioner.evidence import VideoEvidence
 from videozero.solver.warmup_config import MatchingConfig
 
 MATCH_QUESTION = (

@@ -6,7 +6,7 @@ answer kind, and who wrote it. `rollout_questions` samples N answers per questio
 defensively, scores them with `rewards.solver_reward` against the training target, and derives the
 pseudo-label (`pseudo_label.majority_vote`). `attempt_rows` turns the result into rows for
 `store.tables.Attempt`; `consensus_agreement` measures how often the majority vote agrees with the
-constructed answer, and `record_consensus_agreement` stores that per round as a `Metric`.
+constructed answer (the round table reads the same figure from the stored questions).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from videozero.rewards import RewardWeights, SolverReward, Span, canonical_answe
 from videozero.solver.pseudo_label import PseudoLabel, Rollout, in_agreement_band, majority_vote
 
 LABEL_MODES = ("auto", "constructed", "consensus")
-CONSENSUS_METRIC = "consensus_vs_constructed"
 
 
 @dataclass(frozen=True)
@@ -229,21 +228,3 @@ def consensus_agreement(results: Sequence[QuestionRollouts]) -> ConsensusAgreeme
         compared += 1
         agree += canonical_answer(r.label.answer, q.kind) == canonical_answer(q.answer, q.kind)
     return ConsensusAgreement(agree, compared)
-
-
-def record_consensus_agreement(
-    session,
-    run_id: int,
-    round_id: int | None,
-    checkpoint_id: int | None,
-    agreement: ConsensusAgreement,
-    split: str = "train",
-) -> None:
-    """Store the round's consensus-vs-constructed agreement rate (and how many questions it covers),
-    replacing the figure of an earlier attempt at the same round."""
-    from store.metrics import write_metrics
-
-    if agreement.rate is None:
-        return
-    values = {CONSENSUS_METRIC: agreement.rate, f"{CONSENSUS_METRIC}_n": agreement.compared}
-    write_metrics(session, run_id, round_id, checkpoint_id, split, values)

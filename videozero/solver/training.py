@@ -123,24 +123,3 @@ def save_checkpoint(lm: LoadedModel, out: str | Path) -> Path:
     model.save_pretrained(out)
     lm.tokenizer.save_pretrained(out)
     return out
-
-
-def record_checkpoint(
-    store,
-    path: str | Path,
-    base_model: str,
-    stage: str,
-    role: str = "solver",
-    run_id: int | None = None,
-    round_id: int | None = None,
-) -> int:
-    """Add a `Checkpoint` row for a saved directory and return its id."""
-    from store.tables import Checkpoint
-
-    with store.write() as session:
-        row = Checkpoint(
-            run_id=run_id, round_id=round_id, role=role, stage=stage, path=str(path), base_model=base_model
-        )
-        session.add(row)
-        session.flush()
-        return int(row.id)

@@ -129,3 +129,11 @@ def cached_clip(
 def save_clip(cache: VideoCache, content_hash: str, sampling: SamplingConfig, clip: VideoClip) -> None:
     """Store a decoded clip as the cache entry `cached_clip` reads."""
     cache.save(content_hash, sampling, "frames", _clip_arrays(clip))
+
+
+def load_clip(path: str | Path, sampling: SamplingConfig, cache: VideoCache | None = None) -> VideoClip:
+    """A video's sampled frames with their true timestamps, through the frame cache when one is given."""
+    if cache is None:
+        return decode_video(path, sampling)
+    clip, _ = cached_clip(path, file_sha256(path), sampling, cache)
+    return clip

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from videozero.models.prompt import Request
+from videozero.models.request import Request
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from transformers import (
 
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
 from videozero.models.engines.cached_decode import decode_from_cache
-from videozero.models.loader import LoadedModel
+from videozero.models.loader import LoadedModel, load_model
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import Request, build_batch
 from videozero.models.shared_prompt import prefix_cache, shares_prompts
@@ -204,3 +204,8 @@ class TransformersEngine(GenerationEngine):
                 Sample(text, ids, logp[row, : len(ids)].tolist() if logp is not None else None, finish)
             )
         return samples
+
+
+def load_engine(path: str, device: str = "auto") -> TransformersEngine:
+    """A generation engine over the model at `path` (a local directory or a hub id)."""
+    return TransformersEngine(load_model(path, device=device))

@@ -12,12 +12,15 @@ from typing import Any
 from rich.table import Table
 from sqlalchemy import select
 
+from store.checkpoints import latest_solver
 from store.metrics import read_metrics
 from store.tables import Checkpoint, Question, Round, Run
 from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
 from videozero.evaluation.heldout import heldout_comparison
+from videozero.evaluation.report import report_plot, report_table, run_report
 from videozero.run_config import RunConfig
+from videozero.stages.run import open_run_store, run_id_of
 
 
 @dataclass
@@ -43,8 +46,6 @@ class RoundSummary:
 
 def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
     """The stored figures of one round of a run."""
-    from videozero.loop import latest_solver
-
     with store.session() as s:
         run = s.get(Run, run_id)
         rnd = s.scalar(select(Round).where(Round.run_id == run_id, Round.round_index == round_index))
@@ -313,10 +314,6 @@ def round_markdown(summary: RoundSummary) -> str:
 
 def run_plot(config: RunConfig) -> Path | None:
     """The run's figures per checkpoint as a PNG under the run directory (None before any figure)."""
-    from videozero.errors import VideozeroError
-    from videozero.evaluation.report import report_plot, run_report
-    from videozero.loop import open_run_store, run_id_of
-
     store = open_run_store(config)
     try:
         run_id = run_id_of(store, config.run_name)
@@ -332,9 +329,6 @@ def run_plot(config: RunConfig) -> Path | None:
 
 def comparison_table(config: RunConfig) -> Table:
     """Held-out figures of the base, warmed-up and per-round checkpoints side by side."""
-    from videozero.evaluation.report import report_table, run_report
-    from videozero.loop import open_run_store, run_id_of
-
     store = open_run_store(config)
     try:
         with store.session() as s:

@@ -1,4 +1,4 @@
-"""What the questioner knows of one mined video: its dense frames and features, its segments and cuts.
+"""What the loop knows of one mined video: its dense frames and features, its segments and cuts.
 
 `VideoEvidence` is read back from the store and the mining cache (`load_video_evidence`): nothing is
 recomputed. Times are the true timestamps of the mining sampling (2 fps by default), so query frames
@@ -7,7 +7,7 @@ cut from `frames` show exactly the instants the question names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +114,18 @@ def load_video_evidence(store, video_id: int, cache_dir: str | Path | None = Non
     return VideoEvidence(
         video_id, path, duration, clip.frames, clip.timestamps, feats.pooled, feats.motion, segments
     )
+
+
+def whole_video(ev: VideoEvidence) -> VideoEvidence:
+    """The ablation without evidence anchoring: the video's mined event spans are replaced by equal
+    windows over the whole video, all equally salient, so questions are not anchored to evidence."""
+    shots = [s for s in ev.segments if s.level == "shot"]
+    n = max(2, len(ev.of_level("event")))
+    step = ev.duration / n
+    labelled = {s.span: s.labels for s in ev.segments}
+    windows = [
+        SegmentView(None, "event", round(i * step, 3), round((i + 1) * step, 3), 0.5, {}, ())
+        for i in range(n)
+    ]
+    windows = [replace(w, labels=labelled.get(w.span, ())) for w in windows]
+    return replace(ev, segments=[*shots, *windows])

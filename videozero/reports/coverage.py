@@ -83,7 +83,7 @@ def _why_none(
     rejected: Counter | None,
 ) -> str:
     """Why a video has no accepted question ('' for a training video no round has asked about yet)."""
-    from videozero.questioner.evidence import load_video_evidence
+    from videozero.evidence.views import load_video_evidence
     from videozero.questioner.families import family_support
 
     if rejected:

@@ -1,0 +1,61 @@
+"""The solver stage: GRPO of the solver on the round's accepted questions, saved and recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from store.checkpoints import checkpoint_row, current_solver
+from videozero.memory import releasing_memory
+from videozero.questioner.round import accepted_solver_questions
+from videozero.run_config import RunConfig
+from videozero.solver.grpo_config import GRPOConfig
+from videozero.solver.round import train_solver_round
+from videozero.stages.run import open_run_store, round_id_of, stage_record
+
+
+def solver_settings(config: RunConfig, round_index: int) -> GRPOConfig:
+    """The round's GRPO settings: seeded per round; no alignment reward when the ablation turns it off."""
+    gcfg = config.solver
+    if not config.ablation.use_alignment:
+        gcfg = gcfg.model_copy(update={"weights": gcfg.weights.model_copy(update={"alpha": 0.0})})
+    return gcfg.model_copy(update={"seed": config.seed * 1009 + round_index})
+
+
+@releasing_memory
+def solver_stage(
+    config: RunConfig, run_id: int, round_index: int, progress: Callable | None = None
+) -> dict[str, Any]:
+    """GRPO of the solver on the round's accepted questions; the checkpoint is saved and recorded."""
+    store = open_run_store(config)
+    round_id = round_id_of(store, run_id, round_index)
+    out: dict[str, Any] = {}
+    with stage_record(store, round_id, "solver") as box:
+        if box is None:
+            return out
+        ckpt, path = current_solver(store, run_id, round_index)
+        questions = accepted_solver_questions(
+            store, run_id, round_id, config.questioner.solver_sampling.sampling, config.workdir_path / "cache"
+        )
+        if not questions:
+            box.append({"status": "skipped", "reason": "no accepted questions", "from": ckpt})
+            return {"skipped": "no accepted questions"}
+        result = train_solver_round(
+            path,
+            questions,
+            config.run_dir / f"round-{round_index}" / "solver",
+            solver_settings(config, round_index),
+            progress=progress,
+        )
+        new = checkpoint_row(store, result.path, "grpo", run_id=run_id, round_id=round_id, base_model=path)
+        steps = result.report.steps
+        out = {
+            "checkpoint": new,
+            "from": ckpt,
+            "questions": len(questions),
+            "steps": len(steps),
+            "reward_first": round(steps[0].reward, 4) if steps else None,
+            "reward_last": round(steps[-1].reward, 4) if steps else None,
+        }
+        box.append(dict(out))
+    return out
