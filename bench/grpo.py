@@ -81,7 +81,7 @@ def measure(
         t0 = time.perf_counter()
         results = trainer.rollout(questions)
         t1 = time.perf_counter()
-        trainer.update(results)
+        trainer.update(trainer.experience(results))
         t2 = time.perf_counter()
         requests, completions = trainer.last_batch
         mb = config.micro_batch_size

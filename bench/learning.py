@@ -117,7 +117,6 @@ def main() -> None:
         best_constant_span,
         paired_change,
     )
-    from videozero.evidence.mine import mine_videos
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.models.prompt import build_batch
@@ -127,6 +126,8 @@ def main() -> None:
     from videozero.solver.grpo import GRPOTrainer
     from videozero.solver.heldout import heldout_scores
     from videozero.solver.warmup import supervised_targets, warmup
+    from videozero.stages.evidence import evidence_loader
+    from videozero.stages.mine import mine_videos
     from videozero.stages.run import open_run_store
     from videozero.video.samples import generated_scenes
 
@@ -144,11 +145,12 @@ def main() -> None:
         return [r.video_id for r in report.results if r.video_id is not None]
 
     q = config.questioner
+    evidence = evidence_loader(store, cache)
     train = template_targets(
-        store, mined("warmup_scene", args.train_scenes), q, args.per_video, [0, 1, 2, 3], args.seed, cache
+        evidence, mined("warmup_scene", args.train_scenes), q, args.per_video, [0, 1, 2, 3], args.seed, cache
     )
     scored = template_targets(
-        store,
+        evidence,
         mined("validation_scene", args.eval_scenes),
         q,
         args.eval_per_video,

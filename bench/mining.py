@@ -35,7 +35,8 @@ def measure(mode: str, path: Path, repeat: int) -> dict[str, float]:
     import numpy as np
 
     from store import open_store
-    from videozero.evidence.mine import DEFAULT_SAMPLING, mine_videos
+    from videozero.evidence.mine import DEFAULT_SAMPLING
+    from videozero.stages.mine import mine_videos
     from videozero.video.decode import decode_video
     from videozero.video.frame_encoder import frame_encoder
 

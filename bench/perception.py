@@ -103,7 +103,6 @@ def main() -> None:
     from store import open_store
     from videozero.answer_format import parse_answer
     from videozero.evaluation.baselines import ScoredTruth, best_constant_answer
-    from videozero.evidence.mine import mine_videos
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.questioner.round_config import QuestionerConfig
@@ -111,6 +110,8 @@ def main() -> None:
     from videozero.rewards import answer_accuracy
     from videozero.solver.warmup import supervised_steps
     from videozero.solver.warmup_config import WarmupConfig
+    from videozero.stages.evidence import evidence_loader
+    from videozero.stages.mine import mine_videos
     from videozero.video.frame_encoder import frame_encoder
     from videozero.video.samples import generated_scenes
 
@@ -124,7 +125,14 @@ def main() -> None:
         paths = generated_scenes(work, kind, count)
         mined = mine_videos(store, paths, cache_dir=work / "cache")
         ids = [r.video_id for r in mined.results if r.video_id is not None]
-        return template_targets(store, ids, qcfg, args.per_video, seed=seed, cache_dir=work / "cache")
+        return template_targets(
+            evidence_loader(store, work / "cache"),
+            ids,
+            qcfg,
+            args.per_video,
+            seed=seed,
+            cache_dir=work / "cache",
+        )
 
     t = time.perf_counter()
     val = questions("validation_scene", args.scenes, seed=9)
@@ -232,10 +240,10 @@ def main() -> None:
     if args.matching_steps:
         from collections import Counter
 
-        from videozero.evidence.views import load_video_evidence
         from videozero.solver.matching import matching_drills
         from videozero.solver.warmup import matching_steps
         from videozero.solver.warmup_config import MatchingConfig
+        from videozero.stages.evidence import load_video_evidence
 
         def evidence(kind: str, count: int) -> list:
             mined = mine_videos(store, generated_scenes(work, kind, count), cache_dir=work / "cache")

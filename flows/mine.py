@@ -6,7 +6,6 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
-from store import default_url, open_store
 from videozero.video.decode import MINING_SAMPLING, SamplingConfig
 
 
@@ -27,13 +26,14 @@ def mine(params: MineParams) -> dict:
     """Mine evidence segments of the videos; a table artifact lists every input with its outcome."""
     from pathlib import Path
 
-    from videozero.evidence.mine import mine_videos
+    from videozero.stages.mine import mine_videos
+    from videozero.stages.run import store_at
     from videozero.video.samples import default_clips
 
     logger = get_run_logger()
     workdir = Path(params.workdir)
     inputs = [Path(v) for v in params.videos] or default_clips(workdir)
-    store = open_store(params.db or default_url(workdir))
+    store = store_at(params.db, workdir)
     try:
         sampling = SamplingConfig(
             fps=params.fps, max_frames=params.max_frames, short_side=MINING_SAMPLING.short_side

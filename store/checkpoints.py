@@ -60,7 +60,9 @@ def checkpoint_of(store: Store, checkpoint_id: int) -> Checkpoint:
     with store.session() as s:
         row = s.get(Checkpoint, checkpoint_id)
         if row is None:
-            raise StoreError(f"checkpoint {checkpoint_id} is not in the store.")
+            raise StoreError(
+                f"checkpoint {checkpoint_id} is not in the store: list them with `videozero eval --model all`."
+            )
         s.expunge(row)
         return row
 

@@ -222,6 +222,13 @@ def run_video_ids(session: Session, run_id: int, split: str | None = None) -> li
     return list(session.scalars(stmt))
 
 
+def training_video_ids(store: Store, run_id: int) -> list[int]:
+    """The videos a run's warm-ups learn from: its training videos and its warm-up scenes (never its
+    held-out or validation ones)."""
+    with store.session() as s:
+        return run_video_ids(s, run_id, "train") + run_video_ids(s, run_id, "warmup")
+
+
 def ensure_round(store: Store, run_id: int, round_index: int) -> int:
     """The id of round `round_index` of the run, created if absent."""
     from store.tables import Round

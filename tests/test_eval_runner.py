@@ -13,16 +13,11 @@ from store import Attempt, Checkpoint, Metric, Question, Round, Run, RunVideo, V
 from store.metrics import write_metrics
 from tests.cli import assert_one_sentence_error, videozero
 from tests.model_builds import REAL_VIDEOS, tiny_qwen_dir
-from videozero.evaluation.heldout import (
-    DIAGNOSTICS_SPLIT,
-    HELDOUT_SPLIT,
-    diagnostics,
-    evaluate_heldout,
-    mode_video,
-    probe_round,
-)
+from videozero.evaluation.heldout import DIAGNOSTICS_SPLIT, HELDOUT_SPLIT
 from videozero.evaluation.runner import EvalConfig, evaluate_benchmark, item_request
 from videozero.models.prompt import VideoInput
+from videozero.stages.evaluate import diagnostics, evaluate_heldout, probe_round
+from videozero.video.probes import mode_video
 
 ASL_CLIPS = REAL_VIDEOS / "asl_gestures"
 FAST = EvalConfig(fps=2.0, max_frames=8, short_side=64, max_new_tokens=24, batch_size=8)
@@ -328,7 +323,7 @@ def test_videozero_eval_prints_rounds_side_by_side_and_writes_the_plot(
 def test_round_references_are_checked() -> None:
     from videozero.cli.eval import select_columns
     from videozero.errors import VideozeroError
-    from videozero.evaluation.report import Column
+    from videozero.reports.comparison import Column
 
     columns = [Column("base", 1, "base"), Column("round 0", 2, "grpo", 0), Column("round 1", 3, "grpo", 1)]
     assert [c.label for c in select_columns(columns, "round:1", "r")] == ["round 1"]

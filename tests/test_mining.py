@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from store import Segment, Video, open_store
+from store.videos import video_segments
 from tests.cli import assert_one_sentence_error, videozero
 from videozero.evidence.features import compute_features, decode_with_features
-from videozero.evidence.mine import load_evidence, mine_videos, video_segments
+from videozero.evidence.mine import load_evidence
 from videozero.evidence.shots import content_scores
+from videozero.stages.mine import mine_videos
 from videozero.video.decode import SamplingConfig, decode_video
 from videozero.video.samples import generated_specs
 from videozero.video.synthetic import ClipSpec, ClipTruth, EventSpec, ShotSpec, write_clip
@@ -58,7 +60,7 @@ def test_shots_within_one_sampled_frame(mined, clips: dict[str, ClipTruth]) -> N
     for truth in clips.values():
         video = _video(store, truth)
         with store.session() as s:
-            shots = sorted(video_segments(s, video.id, SAMPLING, "shot"), key=lambda x: x.start_s)
+            shots = sorted(video_segments(s, video.id, SAMPLING.key, "shot"), key=lambda x: x.start_s)
         cuts = [x.start_s for x in shots[1:]]
         assert len(cuts) == len(truth.cuts_s), (cuts, truth.cuts_s)
         for found, true in zip(cuts, truth.cuts_s, strict=True):
@@ -71,8 +73,8 @@ def test_top_evidence_covers_the_injected_events(mined, clips: dict[str, ClipTru
     for truth in clips.values():
         video = _video(store, truth)
         with store.session() as s:
-            events = video_segments(s, video.id, SAMPLING, "event")
-            frames = video_segments(s, video.id, SAMPLING, "frame")
+            events = video_segments(s, video.id, SAMPLING.key, "event")
+            frames = video_segments(s, video.id, SAMPLING.key, "frame")
             top = events[: len(truth.events)]
             for ev in truth.events:
                 best = max(iou((x.start_s, x.end_s), (ev.start_s, ev.end_s)) for x in top)
@@ -96,7 +98,7 @@ def test_mining_again_adds_nothing_and_features_come_from_the_cache(mined, clips
         assert s.scalar(select(func.count(Segment.id))) == before
         assert s.scalar(select(func.count(Video.id))) == len(clips)
     video = _video(store, clips["demo_3shots.mp4"])
-    clip, feats = load_evidence(video, SAMPLING, root / "cache")
+    clip, feats = load_evidence(video.path, video.content_hash, SAMPLING, root / "cache")
     assert len(clip) == len(feats) == 36 and feats.pooled.shape == (36, 1280)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from store import open_store
-from videozero.evidence.mine import mine_videos
+from videozero.stages.mine import mine_videos
 from videozero.video.decode import SamplingConfig, decode_video
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "videos" / "real"

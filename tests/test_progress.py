@@ -36,7 +36,7 @@ def test_quiet_libraries_hides_foreign_deprecations_but_not_real_warnings_or_our
         "from videozero.quiet import quiet_libraries; quiet_libraries(); import warnings\n"
         "warnings.warn_explicit('lib-deprecated', FutureWarning, 'x.py', 1, module='transformers.utils')\n"
         "warnings.warn_explicit('lib-problem', UserWarning, 'x.py', 1, module='transformers.utils')\n"
-        "warnings.warn_explicit('own-deprecated', FutureWarning, 'x.py', 1, module='videozero.loop')\n"
+        "warnings.warn_explicit('own-deprecated', FutureWarning, 'x.py', 1, module='videozero.stages.run')\n"
         "from tqdm.auto import tqdm; list(tqdm(range(3)))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

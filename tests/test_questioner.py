@@ -14,7 +14,6 @@ from store import open_store
 from store.runs import attach_videos, claim_run
 from store.tables import Attempt, Question, Video
 from tests.model_builds import tiny_qwen_dir
-from videozero.evidence.views import load_video_evidence
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import option_letter
@@ -24,6 +23,7 @@ from videozero.questioner.round_config import FAMILIES
 from videozero.questioner.verify import BLIND_ANSWERABLE, OUT_OF_BAND, VerifyItem, verify
 from videozero.questioner.verify_config import VerifyConfig
 from videozero.rewards import temporal_iou
+from videozero.stages.evidence import evidence_loader, load_video_evidence
 from videozero.video.synthetic import ClipSpec, EventSpec, ShotSpec, write_clip
 
 FRAME_S = 0.5  # mining samples 2 frames per second
@@ -63,7 +63,7 @@ def _spec(seed: int) -> ClipSpec:
 @pytest.fixture(scope="module")
 def mined(tmp_path_factory):
     """Three generated clips, mined into a store; the run holds them (one held out)."""
-    from videozero.evidence.mine import mine_videos
+    from videozero.stages.mine import mine_videos
 
     root = tmp_path_factory.mktemp("questioner")
     truths = {}
@@ -272,8 +272,8 @@ def test_question_round_with_the_tiny_model_stores_everything_and_resumes(mined,
     from store.checkpoints import checkpoint_row
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
-    from videozero.questioner.round import question_round
     from videozero.questioner.round_config import QuestionerConfig
+    from videozero.stages.question import question_round
 
     store, root, _, videos = mined
     run_id = claim_run(store, "round-test", {})
@@ -376,7 +376,7 @@ def test_write_rewards_score_invalid_writes_and_subtract_repetition():
 
 def test_family_measurements_feed_the_curriculum(mined):
     from videozero.curriculum import CurriculumScheduler
-    from videozero.questioner.round import family_measurements
+    from videozero.stages.curriculum import family_measurements
 
     store, _, _, _ = mined
     with store.session() as s:
@@ -393,8 +393,9 @@ def test_family_measurements_feed_the_curriculum(mined):
 
 
 def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_training_videos(mined):
+    from store.runs import training_video_ids as training_videos
     from videozero.questioner.round_config import QuestionerConfig
-    from videozero.questioner.supervision import template_targets, training_videos
+    from videozero.questioner.supervision import template_targets
     from videozero.solver.warmup import supervised_targets
 
     store, root, _, videos = mined
@@ -407,7 +408,9 @@ def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_trainin
     train = training_videos(store, run_id)
     assert train == ids[:2]
     config = QuestionerConfig(solver_max_frames=8)
-    targets = template_targets(store, train, config, per_video=24, cache_dir=root / "cache")
+    targets = template_targets(
+        evidence_loader(store, root / "cache"), train, config, per_video=24, cache_dir=root / "cache"
+    )
     assert len(targets) >= 12 and {t.family for t in targets} <= set(FAMILIES)
     assert len({t.family for t in targets}) >= 4
     assert all(t.answer and t.writer == "template" and t.request.video is not None for t in targets)
@@ -437,9 +440,9 @@ def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_trainin
 
 
 def test_validation_and_warmup_videos_get_their_own_splits_and_fixed_questions(mined):
-    from videozero.questioner.round import ensure_fixed_questions, ensure_heldout
+    from store.runs import training_video_ids as training_videos
     from videozero.questioner.round_config import QuestionerConfig
-    from videozero.questioner.supervision import training_videos
+    from videozero.stages.heldout import ensure_fixed_questions, ensure_heldout
 
     store, root, _, videos = mined
     a, b, c = list(videos)
@@ -477,7 +480,14 @@ def test_questioner_warmup_targets_parse_as_writes_about_their_evidence(mined):
     from videozero.video.decode import SamplingConfig
 
     store, root, _, videos = mined
-    pairs = writer_targets(store, list(videos), SamplingConfig(fps=2.0, max_frames=8), 16, 0, root / "cache")
+    pairs = writer_targets(
+        evidence_loader(store, root / "cache"),
+        list(videos),
+        SamplingConfig(fps=2.0, max_frames=8),
+        16,
+        0,
+        root / "cache",
+    )
     assert len(pairs) >= 6
     per_video = [(id(inp.request.video), t) for inp, t in pairs]
     assert len(set(per_video)) == len(per_video)  # no write twice on one video
@@ -513,11 +523,11 @@ def test_every_family_supports_the_generated_clips(mined):
 def test_a_long_video_without_questions_is_reported_with_each_familys_reason(mined, tmp_path):
     """A static 12 s shot with nothing happening carries no question; the run says why, per family,
     while a video with questions is not reported."""
-    from videozero.evidence.mine import mine_videos
     from videozero.questioner.families import family_support
-    from videozero.questioner.round import ensure_heldout
     from videozero.questioner.round_config import QuestionerConfig
     from videozero.reports.coverage import MIN_REPORTED_S, coverage_table, video_coverage
+    from videozero.stages.heldout import ensure_heldout
+    from videozero.stages.mine import mine_videos
 
     store, root, _, videos = mined
     still = tmp_path / "still.mp4"
@@ -583,7 +593,7 @@ def test_matching_drills_are_true_to_the_frames_and_train_with_the_warmup_settin
 
     still = tmp_path / "still.mp4"
     write_clip(ClipSpec(shots=[ShotSpec(duration_s=6.0, pattern="flat")], events=[], seed=7), still)
-    from videozero.evidence.mine import mine_videos
+    from videozero.stages.mine import mine_videos
 
     [result] = mine_videos(store, [still], cache_dir=root / "cache").results
     static = load_video_evidence(store, result.video_id, root / "cache")

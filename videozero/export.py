@@ -4,11 +4,13 @@ Shapes (documented with examples in docs/store.md):
 - `openrlhf`: `{"prompt": [chat], "label": "<json>", "video": path}`; read with
   `--data.input_key prompt --data.label_key label --data.apply_chat_template`.
 - `verl`: verl's RL parquet rows: `data_source`, `prompt` (chat with a `<video>` placeholder),
-  `videos`, `ability`, `reward_model: {style: rule, ground_truth}`, `extra_info`.
+  `videos`, `ability`, `reward_model: {style: rule, ground_truth}`, `extra_info`; verl scores them with
+  `solver.external_rewards.compute_score`.
 - `easyr1`: `{"problem": "<video>...", "answer": "<json>", "videos": [path]}`; EasyR1's
   `data.prompt_key=problem data.answer_key=answer data.video_key=videos`.
 - `trl`: conversational prompt-completion rows (`prompt`, `completion`) for TRL's SFTTrainer, whose
-  extra columns (`solution`, `evidence`) GRPOTrainer passes to reward functions.
+  extra columns (`solution`, `evidence`, `answer_kind`) GRPOTrainer passes to reward functions
+  (`solver.external_rewards.trl_reward`).
 """
 
 from __future__ import annotations
@@ -20,25 +22,27 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from videozero import scoring
 from videozero.answer_format import render_answer
 from videozero.errors import VideozeroError
 from videozero.question_prompt import answer_kind, question_prompt
+from videozero.scoring import LABEL_MODES
 
 SHAPES = ("openrlhf", "verl", "easyr1", "trl")
-LABEL_MODES = ("auto", "constructed", "consensus")
 
 
 def training_label(row: dict[str, Any], label_mode: str = "auto") -> tuple[str, list[list[float]]]:
-    """The answer and evidence a question trains on.
-
-    `constructed`: the answer known by construction (the questioner's own for model-written questions);
-    `consensus`: the solver's majority vote and consensus span; `auto`: constructed for template
-    questions, consensus for model-written ones (falling back to constructed when there is no consensus).
-    """
-    use_consensus = label_mode == "consensus" or (label_mode == "auto" and row.get("writer") == "model")
-    if use_consensus and row.get("consensus_answer") is not None:
-        return str(row["consensus_answer"]), list(row.get("consensus_evidence") or row.get("evidence") or [])
-    return str(row["answer"]), list(row.get("evidence") or [])
+    """The answer and evidence a stored question trains on (`scoring.training_label`: constructed for
+    template questions, consensus for model-written ones under `auto`)."""
+    answer, evidence, _ = scoring.training_label(
+        row.get("answer"),
+        row.get("evidence") or [],
+        row.get("consensus_answer"),
+        row.get("consensus_evidence"),
+        str(row.get("writer") or "template"),
+        label_mode,
+    )
+    return str(answer), [list(span) for span in evidence]
 
 
 def to_shape(row: dict[str, Any], shape: str, label_mode: str = "auto") -> dict[str, Any]:
@@ -84,6 +88,7 @@ def to_shape(row: dict[str, Any], shape: str, label_mode: str = "auto") -> dict[
             ],
             "solution": answer,
             "evidence": evidence,
+            "answer_kind": label["answer_kind"],
             "question_id": row["id"],
         }
     raise VideozeroError(f"Unknown export shape '{shape}': use one of {', '.join(SHAPES)}.")

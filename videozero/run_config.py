@@ -154,7 +154,7 @@ def preset_values(name: str) -> dict[str, Any]:
             "solver": {"steps": 4, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 64},
             "questioner_training": {
                 "steps": 1,
-                "spans_per_step": 2,
+                "prompts_per_step": 2,
                 "group_size": 2,
                 # a write in the writer's format with three span options is about 90-115 SmolLM2 tokens:
                 # at 64 every one was cut off before its answer
@@ -198,7 +198,7 @@ def preset_values(name: str) -> dict[str, Any]:
             },
             "questioner_training": {
                 "steps": 1,
-                "spans_per_step": 1,
+                "prompts_per_step": 1,
                 "group_size": 2,
                 "max_new_tokens": 16,
                 "warmup": {"steps": 1, "batch_size": 2, "per_video": 4},

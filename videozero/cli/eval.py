@@ -21,7 +21,7 @@ def _is_reference(model: str) -> bool:
 
 def select_columns(columns: list, model: str, run: str) -> list:
     """The run's checkpoints a `--model` reference names (all, base, warmup, round:N)."""
-    from videozero.evaluation.report import Column
+    from videozero.reports.comparison import Column
 
     have = ", ".join(c.label for c in columns) or "none"
     if model == "all":
@@ -122,8 +122,15 @@ def eval_command(
     """Evaluate checkpoints (held-out questions, diagnostics, a benchmark) and compare the run's rounds."""
     from store import StoreError, open_store
     from videozero.evaluation.benchmarks import BENCHMARKS, benchmark_items
-    from videozero.evaluation.report import Column, Report, report_plot, report_table, run_columns, run_report
     from videozero.models.source import check_model_source, offline
+    from videozero.reports.comparison import (
+        Column,
+        Report,
+        report_plot,
+        report_table,
+        run_columns,
+        run_report,
+    )
     from videozero.video.cache import VideoCache
 
     workdir = workdir or workdir_default()
@@ -242,11 +249,12 @@ def _settings(store, picked, heldout: bool, given: dict, batch_size: int, limit:
 def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache, device, notes) -> dict:
     """Evaluate one model; stored checkpoints get their figures written, others have them returned.
     `read` is the benchmark's (items with a video, video summary, reader notes), read once up front."""
+    from store.checkpoints import checkpoint_of
     from store.metrics import write_metrics
-    from videozero.evaluation.heldout import checkpoint_row, evaluate_heldout, probe_round
     from videozero.evaluation.runner import evaluate_items
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
+    from videozero.stages.evaluate import evaluate_heldout, probe_round
 
     figures: dict = {}
     lm = load_model(target.path, device=device)
@@ -257,8 +265,7 @@ def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache
             got = evaluate_heldout(engine, store, picked[0], cid, config, cache)
         if not got:
             notes.append(f"run {picked[1]} has no held-out questions (split 'heldout') to score.")
-        with store.session() as session:
-            round_id = checkpoint_row(session, cid).round_id
+        round_id = checkpoint_of(store, cid).round_id
         if round_id is not None:
             with console.status(f"{target.label}: diagnostics on the round's accepted questions"):
                 if not probe_round(engine, store, picked[0], round_id, cid, config, cache):
@@ -274,8 +281,8 @@ def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache
         notes.append(f"{benchmark}: {summary}")
         notes.extend(f"{benchmark}: {n}" for n in reader_notes)
         if cid is not None:
+            round_id = checkpoint_of(store, cid).round_id
             with store.write() as session:
-                round_id = checkpoint_row(session, cid).round_id
                 write_metrics(session, picked[0], round_id, cid, benchmark, figures_read, whole_split=True)
         else:
             figures = {(benchmark, k): v for k, v in figures_read.items()}

@@ -58,8 +58,8 @@ def mine(
         raise VideozeroError(f"none of the inputs exist ({names}): check the paths.")
     store = open_store(resolve_db(db, workdir))
     try:
-        from videozero.evidence.mine import mine_videos
         from videozero.progress import StageProgress, console_bars
+        from videozero.stages.mine import mine_videos
 
         with console_bars(console):
             summary = mine_videos(

@@ -133,12 +133,12 @@ def _run(
 
     from store.runs import attach_videos, run_by_name
     from store.tables import Run
-    from videozero.evidence.mine import mine_videos
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.questioner.model_writer import model_writer
-    from videozero.questioner.round import question_round
     from videozero.questioner.writer import WriterConfig
+    from videozero.stages.mine import mine_videos
+    from videozero.stages.question import question_round
     from videozero.video.cache import VideoCache
 
     cache_dir = workdir / "cache"

@@ -33,7 +33,8 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from videozero.errors import VideozeroError
-from videozero.evaluation.benchmarks import VIDEO_EXTENSIONS, GroundingItem, load_items
+from videozero.evaluation.benchmarks import GroundingItem, load_items
+from videozero.video.decode import VIDEO_SUFFIXES
 from videozero.workdir import workdir_default
 
 BENCHMARK = "asl_grounding"
@@ -147,7 +148,7 @@ def list_clips(clips_dir: Path) -> dict[str, Path]:
     clips_dir = Path(clips_dir)
     if not clips_dir.is_dir():
         raise VideozeroError(f"{clips_dir} is not a folder: pass the folder of sign clips with --clips.")
-    clips = {p.stem: p for p in sorted(clips_dir.iterdir()) if p.suffix.lower() in VIDEO_EXTENSIONS}
+    clips = {p.stem: p for p in sorted(clips_dir.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
     if len(clips) < 3:
         raise VideozeroError(f"{clips_dir} holds {len(clips)} video clips; at least 3 are needed.")
     return clips

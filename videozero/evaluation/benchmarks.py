@@ -34,10 +34,9 @@ from videozero.evaluation.metrics import (
 )
 from videozero.question_prompt import option_letter, question_prompt
 from videozero.rewards import answer_accuracy
+from videozero.video.decode import VIDEO_SUFFIXES
 
 Span = tuple[float, float]
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
 @dataclass(frozen=True)
@@ -469,7 +468,7 @@ def index_videos(videos_dir: Path) -> dict[str, Path]:
         dirs.sort()
         for name in sorted(files):
             stem, ext = os.path.splitext(name)
-            if ext.lower() in VIDEO_EXTENSIONS:
+            if ext.lower() in VIDEO_SUFFIXES:
                 index.setdefault(stem, Path(root) / name)
     return index
 

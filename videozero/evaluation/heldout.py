@@ -1,4 +1,6 @@
-"""Held-out evaluation of a solver checkpoint, and the paper's dependency diagnostics, from the store.
+"""Held-out evaluation of a solver checkpoint and the paper's dependency diagnostics, as plain functions:
+`answer_questions` asks and scores, `heldout_metrics` / `paired_diagnostics` compute the figures. The
+evaluation stage (`stages.evaluate`) reads the questions and stored answers and writes attempts and metrics.
 
 - `evaluate_heldout`: one greedy answer per held-out question of a run (questions with split 'heldout',
   from videos never used for training), stored as `attempts` of the checkpoint (mode full; a question
@@ -15,17 +17,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from store.metrics import write_metrics
-from store.tables import ATTEMPT_MODES, Attempt, Checkpoint, Question, Video
-from videozero.answer_format import parse_answer
-from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import (
     PairedChange,
     ScoredTruth,
@@ -46,7 +41,8 @@ from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import answer_kind, question_prompt
 from videozero.questioner.candidate import question_request
-from videozero.rewards import RewardWeights, Span, answer_accuracy, solver_reward, temporal_iou
+from videozero.rewards import RewardWeights, Span, answer_accuracy, temporal_iou
+from videozero.scoring import Label, score_completion
 from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import MINING_SAMPLING
 from videozero.video.probes import mode_video
@@ -96,43 +92,19 @@ def _spans(value: Any) -> tuple[Span, ...]:
     return tuple(out)
 
 
-def stored_questions(
-    session: Session,
-    run_id: int,
-    split: str | None = None,
-    round_id: int | None = None,
-    status: str | None = None,
-    limit: int | None = None,
-) -> list[StoredQuestion]:
-    """Questions of a run (oldest first) filtered by split, round and status, with their video paths."""
-    stmt = (
-        select(Question, Video.path, Video.duration_s)
-        .join(Video, Video.id == Question.video_id)
-        .where(Question.run_id == run_id)
-        .order_by(Question.id)
+def stored_question(row: Mapping[str, Any]) -> StoredQuestion:
+    """A stored question (a row of `store.attempts.question_rows`) as evaluation asks it."""
+    return StoredQuestion(
+        id=int(row["id"]),
+        family=str(row["family"]),
+        text=str(row["text"]),
+        options=tuple(str(o) for o in row["options"]) if row.get("options") else None,
+        answer=row["answer"],
+        evidence=_spans(row.get("evidence")),
+        spec=dict(row.get("spec") or {}),
+        video_path=str(row["video_path"]),
+        duration=float(row.get("duration") or 0.0),
     )
-    if split is not None:
-        stmt = stmt.where(Question.split == split)
-    if round_id is not None:
-        stmt = stmt.where(Question.round_id == round_id)
-    if status is not None:
-        stmt = stmt.where(Question.status == status)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [
-        StoredQuestion(
-            id=q.id,
-            family=q.family,
-            text=q.text,
-            options=tuple(str(o) for o in q.options) if q.options else None,
-            answer=q.answer,
-            evidence=_spans(q.evidence),
-            spec=dict(q.spec or {}),
-            video_path=path,
-            duration=float(duration or 0.0),
-        )
-        for q, path, duration in session.execute(stmt)
-    ]
 
 
 # --- input modes ---------------------------------------------------------------------------------------
@@ -141,40 +113,18 @@ def stored_questions(
 # --- scoring into attempts -----------------------------------------------------------------------------
 
 
-def _answered(session: Session, checkpoint_id: int, question_ids: Sequence[int]) -> set[tuple[int, str]]:
-    found: set[tuple[int, str]] = set()
-    for i in range(0, len(question_ids), 500):
-        rows = session.execute(
-            select(Attempt.question_id, Attempt.mode).where(
-                Attempt.checkpoint_id == checkpoint_id,
-                Attempt.sample_index == 0,
-                Attempt.question_id.in_(question_ids[i : i + 500]),
-            )
-        )
-        found.update((int(q), str(m)) for q, m in rows)
-    return found
-
-
-def score_questions(
+def answer_questions(
     engine: GenerationEngine,
-    store: Any,
-    checkpoint_id: int,
-    questions: Sequence[StoredQuestion],
-    modes: Sequence[str] = ("full",),
-    config: EvalConfig | None = None,
-    cache: VideoCache | None = None,
+    todo: Sequence[tuple[StoredQuestion, str]],
+    config: EvalConfig,
+    cache: VideoCache | None,
+    keep: Callable[[list[dict[str, Any]]], None],
     progress: Callable[[int, int], None] | None = None,
-) -> int:
-    """Greedy answers of the checkpoint to each question in each mode, stored as attempts (sample 0).
-
-    Pairs already answered by this checkpoint are skipped; each batch is committed on its own, so an
-    interrupted evaluation resumes where it stopped. Returns how many attempts were added.
-    """
-    config = config or EvalConfig()
+) -> None:
+    """One greedy answer of the engine to each (question, mode) of `todo`, scored by the reward contract
+    against the question's answer and evidence; each batch's attempt rows (dicts of `Attempt` columns,
+    sample 0) go to `keep` as soon as they exist, so a caller that stores them resumes where it stopped."""
     weights = RewardWeights()
-    with store.session() as session:
-        done = _answered(session, checkpoint_id, [q.id for q in questions])
-    todo = [(q, m) for q in questions for m in modes if (q.id, m) not in done and _askable(q, m)]
     clips: dict[str, Any] = {}
     for start in range(0, len(todo), config.batch_size):
         chunk = todo[start : start + config.batch_size]
@@ -199,33 +149,29 @@ def score_questions(
         rows = []
         for (q, mode), duration, outs in zip(chunk, durations, samples, strict=True):
             text = outs[0].text
-            parsed = parse_answer(text, duration)
-            reward = solver_reward(
-                parsed.format_ok, parsed.answer, parsed.spans, q.answer, q.evidence, q.kind, weights, duration
-            )
+            scored = score_completion(text, Label(q.answer, q.evidence, q.kind, duration), weights)
+            parsed, reward = scored.parsed, scored.reward
             rows.append(
-                Attempt(
-                    question_id=q.id,
-                    checkpoint_id=checkpoint_id,
-                    mode=mode,
-                    sample_index=0,
-                    raw_output=text,
-                    parsed_answer=parsed.answer,
-                    parsed_spans=[list(s) for s in parsed.spans] or None,
-                    format_ok=parsed.format_ok,
-                    correct=reward.accuracy >= 1.0,
-                    iou=reward.alignment,
-                    reward=reward.total,
-                )
+                {
+                    "question_id": q.id,
+                    "mode": mode,
+                    "sample_index": 0,
+                    "raw_output": text,
+                    "parsed_answer": parsed.answer,
+                    "parsed_spans": [list(s) for s in parsed.spans] or None,
+                    "format_ok": parsed.format_ok,
+                    "correct": reward.accuracy >= 1.0,
+                    "iou": reward.alignment,
+                    "reward": reward.total,
+                }
             )
-        with store.write() as session:
-            session.add_all(rows)
+        keep(rows)
         if progress is not None:
             progress(start + len(chunk), len(todo))
-    return len(todo)
 
 
-def _askable(question: StoredQuestion, mode: str) -> bool:
+def askable(question: StoredQuestion, mode: str) -> bool:
+    """Whether a question can be asked in `mode` (the evidence modes need evidence spans)."""
     return mode in ("full", "blind") or bool(question.evidence)
 
 
@@ -275,39 +221,26 @@ def heldout_metrics(answers: Iterable[AnsweredQuestion]) -> dict[str, float]:
     return out
 
 
-def _greedy_answers(session: Session, checkpoint_id: int, ids: Sequence[int], mode: str):
-    """(question id, parsed answer, parsed spans, format ok) of the checkpoint's stored greedy answers."""
-    for i in range(0, len(ids), 500):
-        yield from session.execute(
-            select(Attempt.question_id, Attempt.parsed_answer, Attempt.parsed_spans, Attempt.format_ok).where(
-                Attempt.checkpoint_id == checkpoint_id,
-                Attempt.mode == mode,
-                Attempt.sample_index == 0,
-                Attempt.question_id.in_(ids[i : i + 500]),
-            )
-        )
-
-
 def answered_questions(
-    session: Session, checkpoint_id: int, questions: Sequence[StoredQuestion], mode: str = "full"
+    questions: Sequence[StoredQuestion], answers: Iterable[tuple[int, str | None, Any, bool | None]]
 ) -> list[AnsweredQuestion]:
-    """The checkpoint's stored greedy answers (sample 0) to `questions` in `mode`."""
+    """The stored greedy answers `(question id, parsed answer, parsed spans, format ok)` to `questions`."""
     by_id = {q.id: q for q in questions}
     out = []
-    for qid, answer, spans, ok in _greedy_answers(session, checkpoint_id, list(by_id), mode):
+    for qid, answer, spans, ok in answers:
         q = by_id[qid]
         out.append(AnsweredQuestion(q.family, q.kind, q.answer, q.evidence, answer, _spans(spans), bool(ok)))
     return out
 
 
 def question_scores(
-    session: Session, checkpoint_id: int, questions: Sequence[StoredQuestion], mode: str = "full"
+    questions: Sequence[StoredQuestion], answers: Iterable[tuple[int, str | None, Any, bool | None]]
 ) -> dict[int, tuple[float, float | None]]:
-    """Each answered question's (accuracy, IoU with its evidence or None without evidence) for the
-    checkpoint's stored greedy answers: what paired changes are computed from."""
+    """Each answered question's (accuracy, IoU with its evidence or None without evidence) from the
+    stored greedy answers: what paired changes are computed from."""
     by_id = {q.id: q for q in questions}
     out: dict[int, tuple[float, float | None]] = {}
-    for qid, answer, spans, _ in _greedy_answers(session, checkpoint_id, list(by_id), mode):
+    for qid, answer, spans, _ in answers:
         q = by_id[qid]
         iou = temporal_iou(_spans(spans), q.evidence) if q.evidence else None
         out[qid] = (answer_accuracy(answer, q.answer, q.kind), iou)
@@ -331,62 +264,25 @@ class HeldoutComparison:
 
 
 def heldout_comparison(
-    session: Session,
-    run_id: int,
-    checkpoint_ids: Sequence[int],
+    questions: Sequence[StoredQuestion],
+    scores: Mapping[int, dict[int, tuple[float, float | None]]],
     reference: int | None,
-    split: str = HELDOUT_SPLIT,
 ) -> HeldoutComparison:
-    """Constant baselines of the run's held-out (or validation) questions and every checkpoint's paired
-    change against `reference` (the warm-up, usually); empty when the run has no such questions."""
-    questions = stored_questions(session, run_id, split=split)
+    """Constant baselines of `questions` and every checkpoint's paired change against `reference` (the
+    warm-up, usually), from each checkpoint's `question_scores`; empty without questions."""
     if not questions:
         return HeldoutComparison(reference, {}, {})
     baselines = constant_baselines(heldout_truths(questions))
     changes: dict[int, dict[str, PairedChange]] = {}
-    if reference is not None:
+    ref = scores.get(reference) if reference is not None else None
+    if ref:
         families = {q.id: q.family for q in questions}
-        ref = question_scores(session, reference, questions)
-        for cid in checkpoint_ids:
-            if cid != reference and ref:
-                found = paired_changes(families, question_scores(session, cid, questions), ref)
+        for cid, found_scores in scores.items():
+            if cid != reference:
+                found = paired_changes(families, found_scores, ref)
                 if found:
                     changes[cid] = found
     return HeldoutComparison(reference, baselines, changes)
-
-
-def checkpoint_row(session: Session, checkpoint_id: int) -> Checkpoint:
-    row = session.get(Checkpoint, checkpoint_id)
-    if row is None:
-        raise VideozeroError(
-            f"checkpoint {checkpoint_id} is not in the store: list them with `videozero eval --model all`."
-        )
-    return row
-
-
-def evaluate_heldout(
-    engine: GenerationEngine,
-    store: Any,
-    run_id: int,
-    checkpoint_id: int,
-    config: EvalConfig | None = None,
-    cache: VideoCache | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    split: str = HELDOUT_SPLIT,
-) -> dict[str, float]:
-    """Score the checkpoint on the run's fixed questions of `split` (held-out, or validation) and store
-    the figures under that split; {} without any."""
-    config = config or EvalConfig()
-    with store.session() as session:
-        round_id = checkpoint_row(session, checkpoint_id).round_id
-        questions = stored_questions(session, run_id, split=split, limit=config.limit)
-    if not questions:
-        return {}
-    score_questions(engine, store, checkpoint_id, questions, ("full",), config, cache, progress)
-    with store.write() as session:
-        figures = heldout_metrics(answered_questions(session, checkpoint_id, questions))
-        write_metrics(session, run_id, round_id, checkpoint_id, split, figures, whole_split=True)
-    return figures
 
 
 # --- the paper's diagnostics ---------------------------------------------------------------------------
@@ -425,44 +321,3 @@ def paired_diagnostics(acc: dict[str, dict[int, float]]) -> dict[str, float]:
         out[name] = diff(mean_a, mean_b)
         out[f"{name}_n"] = float(len(common))
     return out
-
-
-def diagnostics(
-    session: Session, run_id: int, round_id: int, checkpoint_id: int | None = None
-) -> dict[str, float]:
-    """Video dependency, key necessity and key specificity of the round's accepted questions, from their
-    stored attempts by mode (of one checkpoint, or of all that answered them)."""
-    stmt = (
-        select(Attempt.question_id, Attempt.mode, Attempt.correct)
-        .join(Question, Question.id == Attempt.question_id)
-        .where(Question.run_id == run_id, Question.round_id == round_id, Question.status == "accepted")
-    )
-    if checkpoint_id is not None:
-        stmt = stmt.where(Attempt.checkpoint_id == checkpoint_id)
-    return paired_diagnostics(mode_accuracies(session.execute(stmt)))
-
-
-def probe_round(
-    engine: GenerationEngine,
-    store: Any,
-    run_id: int,
-    round_id: int,
-    checkpoint_id: int,
-    config: EvalConfig | None = None,
-    cache: VideoCache | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, float]:
-    """Answer the round's accepted questions in every mode with the checkpoint, store the diagnostics
-    (split 'diagnostics'); {} when the round has no accepted questions."""
-    config = config or EvalConfig()
-    with store.session() as session:
-        questions = stored_questions(
-            session, run_id, round_id=round_id, status="accepted", limit=config.limit
-        )
-    if not questions:
-        return {}
-    score_questions(engine, store, checkpoint_id, questions, ATTEMPT_MODES, config, cache, progress)
-    with store.write() as session:
-        figures = diagnostics(session, run_id, round_id, checkpoint_id)
-        write_metrics(session, run_id, round_id, checkpoint_id, DIAGNOSTICS_SPLIT, figures, whole_split=True)
-    return figures

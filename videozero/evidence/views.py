@@ -1,19 +1,23 @@
 """What the loop knows of one mined video: its dense frames and features, its segments and cuts.
 
-`VideoEvidence` is read back from the store and the mining cache (`load_video_evidence`): nothing is
+`VideoEvidence` is read back from the store and the mining cache by the stages
+(`stages.evidence.load_video_evidence`; the questioner is handed an `EvidenceLoader`): nothing is
 recomputed. Times are the true timestamps of the mining sampling (2 fps by default), so query frames
 cut from `frames` show exactly the instants the question names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from videozero.rewards import Span
+
+EvidenceLoader = Callable[[int], "VideoEvidence"]
+"""video id -> its mined evidence (the stages build one over the store and the mining cache)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class VideoEvidence:
         return v / max(float(np.linalg.norm(v)), 1e-8)
 
 
-def _labels(value: Any) -> tuple[tuple[str, float], ...]:
+def labels_of(value: Any) -> tuple[tuple[str, float], ...]:
     out = []
     for item in value or []:
         try:
@@ -83,37 +87,6 @@ def _labels(value: Any) -> tuple[tuple[str, float], ...]:
         except (TypeError, KeyError, ValueError):
             continue
     return tuple(out)
-
-
-def load_video_evidence(store, video_id: int, cache_dir: str | Path | None = None) -> VideoEvidence:
-    """A stored, mined video's evidence, from the store's segments and the mining cache."""
-    from store.tables import Video
-    from videozero.errors import VideozeroError
-    from videozero.evidence.mine import DEFAULT_SAMPLING, load_evidence, video_segments
-
-    with store.session() as session:
-        video = session.get(Video, video_id)
-        if video is None:
-            raise VideozeroError(
-                f"video {video_id} is not in the store: mine it first with `videozero mine`."
-            )
-        rows = video_segments(session, video_id, DEFAULT_SAMPLING)
-        if video.status != "ok" or not rows:
-            raise VideozeroError(
-                f"{video.path} has no mined segments (status {video.status}): run `videozero mine` on it."
-            )
-        segments = [
-            SegmentView(
-                r.id, r.level, r.start_s, r.end_s, r.saliency, dict(r.saliency_parts or {}), _labels(r.labels)
-            )
-            for r in rows
-        ]
-        clip, feats = load_evidence(video, DEFAULT_SAMPLING, cache_dir)
-        duration = float(video.duration_s or clip.duration_s)
-        path = video.path
-    return VideoEvidence(
-        video_id, path, duration, clip.frames, clip.timestamps, feats.pooled, feats.motion, segments
-    )
 
 
 def whole_video(ev: VideoEvidence) -> VideoEvidence:

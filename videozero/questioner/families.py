@@ -32,6 +32,7 @@ from videozero.evidence.views import SegmentView, VideoEvidence
 from videozero.question_prompt import option_letter
 from videozero.questioner.candidate import Candidate
 from videozero.questioner.round_config import FAMILIES
+from videozero.questioner.verify_config import MIN_EVIDENCE_S
 from videozero.rewards import Span, temporal_iou
 
 MAX_LEVEL = 3
@@ -76,9 +77,8 @@ LEVELS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
-# Shortest evidence a question may rest on (seconds) and the margin kept around a cut when a counting
-# window starts or ends (so that one sampled frame more or less cannot change the count).
-MIN_EVIDENCE_S = 0.4
+# The margin kept around a cut when a counting window starts or ends (so that one sampled frame more or
+# less cannot change the count).
 CUT_MARGIN_S = 0.5
 
 

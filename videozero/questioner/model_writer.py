@@ -2,7 +2,7 @@
 supervised write that anchors its format.
 
 `evidence_choices` picks the most salient mined spans of a video (events first, then shots) that can
-anchor a question; `model_writer` returns the callable `questioner.round.propose_round` takes: for
+anchor a question; `model_writer` returns the callable `stages.question.propose_round` takes: for
 each video, the questioner sees the video with the chosen span marked and writes `WriterConfig.n`
 questions per span, every write stored (parsed or rejected with its reason). `format_target` builds,
 from the miner's labels and spans alone, a write in the stated format that a supervised anchor can
@@ -20,7 +20,8 @@ from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import VideoInput
 from videozero.question_prompt import option_letter
 from videozero.questioner.candidate import Candidate
-from videozero.questioner.families import MIN_EVIDENCE_S, span_text
+from videozero.questioner.families import span_text
+from videozero.questioner.verify_config import MIN_EVIDENCE_S
 from videozero.questioner.writer import (
     WriterConfig,
     WriterInput,

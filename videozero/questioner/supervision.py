@@ -8,12 +8,10 @@ ever used: recipes are tuned on them, never on the held-out videos.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from store.runs import run_video_ids
-from store.tables import Video
+from videozero.evidence.views import EvidenceLoader
 from videozero.questioner.families import MAX_LEVEL, propose
 from videozero.questioner.round import VideoViews, family_counts, solver_question
 from videozero.questioner.round_config import QuestionerConfig
@@ -21,7 +19,7 @@ from videozero.questioner.verify import degenerate_reason
 
 
 def template_targets(
-    store,
+    evidence: EvidenceLoader,
     video_ids: Sequence[int],
     config: QuestionerConfig,
     per_video: int,
@@ -32,7 +30,7 @@ def template_targets(
     """Up to `per_video` distinct template questions per video (shared evenly over the families and
     `levels`) as solver questions with their constructed answers, at the solver's sampling. Videos that
     cannot support a family give fewer; degenerate evidence is left out, as the loop rejects it."""
-    views = VideoViews(store, config.solver_sampling.sampling, cache_dir)
+    views = VideoViews(evidence, config.solver_sampling.sampling, cache_dir)
     per_level = max(1, round(per_video / max(1, len(levels))))
     out = []
     for video_id in video_ids:
@@ -48,22 +46,3 @@ def template_targets(
                 seen.add(key)
                 out.append(solver_question(c, ev, shown, dense))
     return out
-
-
-def training_videos(store, run_id: int) -> list[int]:
-    """The videos the run's warm-up learns from: its training videos and its warm-up scenes (never its
-    held-out or validation ones)."""
-    with store.session() as s:
-        return run_video_ids(s, run_id, "train") + run_video_ids(s, run_id, "warmup")
-
-
-def videos_tag(store, video_ids: Sequence[int]) -> str:
-    """A short digest of the videos' contents: what a warm-up trained on them is cached under."""
-    from sqlalchemy import select
-
-    with store.session() as s:
-        hashes = sorted(
-            h or str(v)
-            for v, h in s.execute(select(Video.id, Video.content_hash).where(Video.id.in_(video_ids)))
-        )
-    return hashlib.sha1("\n".join(hashes).encode()).hexdigest()[:8]

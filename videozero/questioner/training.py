@@ -4,9 +4,10 @@ Each step picks evidence spans on the training videos, samples a group of writes
 questioner, verifies every parsed write with the frozen solver (`verify.verify`, fewer rollouts than a
 round's verification), and scores it with `verify.questioner_reward`; a write that cannot be parsed, or
 whose evidence is degenerate, scores `invalid_reward`. The repetition penalty clusters the step's
-parsed writes by MiniLM similarity (R-Zero). The update is the solver trainer's (`GRPOTrainer.
-update_scored`: group-normalised advantages, clipped ratio, token-level mean); when a step's parse
-rate falls below `format_floor`, a supervised anchor on `model_writer.format_target` writes is added.
+parsed writes by MiniLM similarity (R-Zero). The update is the solver trainer's one update loop
+(`GRPOTrainer.update` on `make_experience` of the writes' r_Q: group-normalised advantages, clipped
+ratio, token-level mean); when a step's parse rate falls below `format_floor`, a supervised anchor on
+`model_writer.format_target` writes is added.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from videozero.errors import VideozeroError
 from videozero.evidence.views import VideoEvidence
@@ -27,8 +29,7 @@ from videozero.questioner.model_writer import format_target, writer_inputs
 from videozero.questioner.training_config import QuestionerGRPOConfig
 from videozero.questioner.verify import VerifyItem, degenerate_reason, questioner_reward, verify
 from videozero.questioner.writer import WriterConfig, write_questions
-from videozero.solver.grpo import GRPOTrainer
-from videozero.solver.grpo_config import GRPOConfig
+from videozero.solver.grpo import GRPOTrainer, make_experience
 from videozero.solver.training import save_checkpoint
 
 
@@ -82,25 +83,7 @@ class QuestionerTrainer:
     def __init__(self, lm: LoadedModel, solver: GenerationEngine, config: QuestionerGRPOConfig | None = None):
         self.config = config or QuestionerGRPOConfig()
         c = self.config
-        self.grpo = GRPOTrainer(
-            lm,
-            GRPOConfig(
-                steps=c.steps,
-                prompts_per_step=c.spans_per_step,
-                group_size=c.group_size,
-                temperature=c.temperature,
-                max_new_tokens=c.max_new_tokens,
-                lr=c.lr,
-                projector_lr=c.projector_lr,
-                token_selective=False,
-                format_floor=0.0,
-                anchor_coef=c.anchor_coef,
-                micro_batch_size=c.micro_batch_size,
-                anchor_micro_batch_size=1,
-                lora=c.lora,
-                seed=c.seed,
-            ),
-        )
+        self.grpo = GRPOTrainer(lm, c)  # the solver's trainer runs the update, on this config
         self.solver = solver
         self.rng = np.random.default_rng(c.seed)
 
@@ -131,7 +114,7 @@ class QuestionerTrainer:
         usable = [(wv, choices) for wv, choices in usable if choices]
         if not usable:
             raise VideozeroError("no training video has an evidence span the questioner can write about.")
-        for _ in range(c.spans_per_step):
+        for _ in range(c.prompts_per_step):
             wv, choices = usable[int(self.rng.integers(len(usable)))]
             inputs.append(choices[int(self.rng.integers(len(choices)))])
             owners.append(wv)
@@ -174,12 +157,15 @@ class QuestionerTrainer:
                     for inp, o in zip(inputs, owners, strict=True)
                 ],
             )
-        loss, _, _, kept = self.grpo.update_scored(
+        experience = make_experience(
             [inp.request for inp in inputs for _ in range(c.group_size)],
             [w.sample.token_ids for w, _ in flat],
-            rewards,
-            anchor,
+            torch.tensor(list(rewards), dtype=torch.float32),
+            self.grpo.config,
+            anchor=anchor,
         )
+        loss, _, _ = self.grpo.update(experience)
+        kept = experience.groups_varied
         return QuestionerStep(
             step=self.grpo.step_index,
             writes=len(flat),

@@ -6,6 +6,10 @@ from pydantic import BaseModel, Field
 
 from videozero.rewards import RewardWeights
 
+MIN_EVIDENCE_S = 0.4
+"""Shortest evidence a question may rest on (seconds): the families build none shorter, verification
+judges shorter evidence degenerate."""
+
 
 class VerifyConfig(BaseModel):
     """How candidates are verified and judged."""
@@ -24,7 +28,7 @@ class VerifyConfig(BaseModel):
         le=1,
         description="blind-answerable: blind score at least this and not below the full score",
     )
-    min_evidence_s: float = Field(0.4, ge=0, description="shorter evidence is degenerate")
+    min_evidence_s: float = Field(MIN_EVIDENCE_S, ge=0, description="shorter evidence is degenerate")
     max_evidence_fraction: float = Field(0.5, gt=0, le=1, description="evidence covering more is degenerate")
     saliency_weight: float = Field(0.5, ge=0, description="weight of the miner's saliency in r_evid")
     necessity_weight: float = Field(0.5, ge=0, description="weight of key necessity in r_evid")

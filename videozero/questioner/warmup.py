@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videozero.evidence.views import VideoEvidence, load_video_evidence
+from videozero.evidence.views import EvidenceLoader, VideoEvidence
 from videozero.models.prompt import VideoInput
 from videozero.questioner.candidate import Candidate
 from videozero.questioner.families import MAX_LEVEL, propose
@@ -54,19 +54,23 @@ def _hints(ev: VideoEvidence, spans: Sequence[tuple[float, float]]) -> list[str]
 
 
 def video_writer_inputs(
-    store, video_ids: Sequence[int], sampling: SamplingConfig, spans: int, cache_dir: str | Path | None = None
+    evidence: EvidenceLoader,
+    video_ids: Sequence[int],
+    sampling: SamplingConfig,
+    spans: int,
+    cache_dir: str | Path | None = None,
 ) -> list[WriterInput]:
     """The writer requests a round would make on the videos (`spans` evidence choices each)."""
     cache = VideoCache(cache_dir) if cache_dir is not None else None
     out: list[WriterInput] = []
     for video_id in video_ids:
-        ev = load_video_evidence(store, video_id, cache_dir)
+        ev = evidence(video_id)
         out += writer_inputs(ev, VideoInput.from_clip(load_clip(ev.path, sampling, cache)), spans)
     return out
 
 
 def writer_targets(
-    store,
+    evidence: EvidenceLoader,
     video_ids: Sequence[int],
     sampling: SamplingConfig,
     per_video: int = 12,
@@ -82,7 +86,7 @@ def writer_targets(
     per_level = max(1, round(per_video / (len(WRITTEN_FAMILIES) * (MAX_LEVEL + 1))))
     out: list[tuple[WriterInput, str]] = []
     for video_id in video_ids:
-        ev = load_video_evidence(store, video_id, cache_dir)
+        ev = evidence(video_id)
         video = VideoInput.from_clip(load_clip(ev.path, sampling, cache))
         seen: set[str] = set()
         for level in range(MAX_LEVEL + 1):

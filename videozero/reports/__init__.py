@@ -1,2 +1,3 @@
-"""What a run shows its user, read from the store: the round tables, the side-by-side checkpoint
-comparison and its plot (`summary`), and the videos that got no question, with the reason (`coverage`)."""
+"""What a run shows its user, read from the store: the round tables and the run's plot (`summary`), every
+checkpoint's figures side by side (`comparison`), and the videos that got no question, with the reason
+(`coverage`)."""

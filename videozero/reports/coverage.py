@@ -83,8 +83,8 @@ def _why_none(
     rejected: Counter | None,
 ) -> str:
     """Why a video has no accepted question ('' for a training video no round has asked about yet)."""
-    from videozero.evidence.views import load_video_evidence
     from videozero.questioner.families import family_support
+    from videozero.stages.evidence import load_video_evidence
 
     if rejected:
         top = ", ".join(f"{why} ({n})" for why, n in rejected.most_common(2))

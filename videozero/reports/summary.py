@@ -17,9 +17,9 @@ from store.metrics import read_metrics
 from store.tables import Checkpoint, Question, Round, Run
 from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
-from videozero.evaluation.heldout import heldout_comparison
-from videozero.evaluation.report import report_plot, report_table, run_report
+from videozero.reports.comparison import report_plot, report_table, run_report
 from videozero.run_config import RunConfig
+from videozero.stages.evaluate import run_comparison
 from videozero.stages.run import open_run_store, run_id_of
 
 
@@ -97,8 +97,8 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
             .where(Checkpoint.run_id == run_id, Checkpoint.role == "solver", Checkpoint.stage == "warmup")
             .order_by(Checkpoint.id.desc())
         )
-        comparison = heldout_comparison(s, run_id, [ckpt], reference)
-        out.validation_constant = heldout_comparison(s, run_id, [], None, "validation").baselines.get(
+        comparison = run_comparison(s, run_id, [ckpt], reference)
+        out.validation_constant = run_comparison(s, run_id, [], None, "validation").baselines.get(
             "constant_accuracy"
         )
     out.constants = comparison.baselines

@@ -9,9 +9,10 @@ Loss maths (pure functions on tensors, tested on hand-computed values):
   weigh by their tokens and gradient accumulation over micro-batches equals one big batch;
 - `k3_kl`: the unbiased, non-negative KL estimate exp(q - p) - (q - p) - 1 to a frozen reference.
 
-The loop: sample questions, roll out a group per question, score with `rewards.solver_reward` against
-each question's training target, drop groups whose rewards do not vary (they carry no gradient, only
-noise through the normalisation), and update. A format floor guards against the collapse measured on
+The loop, with its boundaries explicit: `rollout` (a group per question, scored by the trainer's scorer,
+`scoring.score_completion` unless another is passed in) -> `experience` / `make_experience` (advantages;
+groups whose rewards do not vary dropped: they carry no gradient, only noise through the normalisation)
+-> `update` (the one update loop; the questioner's trainer hands it experiences of its own r_Q). A format floor guards against the collapse measured on
 mixed tasks: when a step's format rate falls below it, a supervised anchor on the training targets is
 added to that step's loss.
 """
@@ -31,6 +32,7 @@ from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import TokenRegion, build_batch, token_logprobs
 from videozero.models.shared_prompt import grouped_token_logprobs, shares_prompts
+from videozero.scoring import SolverScorer, solver_scorer
 from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.rollout import QuestionRollouts, RolloutConfig, SolverQuestion, rollout_questions
 from videozero.solver.training import (
@@ -119,6 +121,64 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class Experience:
+    """A step's scored rollouts made ready for the update (as OpenRLHF's experience maker hands them
+    on): the rows of the groups kept, each row's request, completion tokens and advantages (total, and
+    accuracy / alignment for token-selective credit), and the supervised anchor when the format floor
+    fired, as (requests, target texts)."""
+
+    requests: list
+    completions: list[list[int]]
+    adv_total: torch.Tensor
+    adv_acc: torch.Tensor | None
+    adv_align: torch.Tensor | None
+    groups_kept: int
+    groups_varied: int
+    anchor: tuple[list, list[str]] | None = None
+
+
+def make_experience(
+    requests: Sequence,
+    completions: Sequence[Sequence[int]],
+    rewards: torch.Tensor,
+    config: GRPOConfig,
+    accuracy: torch.Tensor | None = None,
+    alignment: torch.Tensor | None = None,
+    anchor: tuple[list, list[str]] | None = None,
+) -> Experience:
+    """Group-normalised advantages of `group_size` consecutive rows sharing a prompt; groups whose
+    rewards do not vary are dropped (they carry no gradient, only noise through the normalisation)
+    unless `skip_zero_variance` is off. With token-selective credit, a group varies if any part does.
+
+    >>> rewards = torch.tensor([1.0, 0.0, 0.5, 0.5])
+    >>> config = GRPOConfig(group_size=2, token_selective=False)
+    >>> exp = make_experience(["q1", "q1", "q2", "q2"], [[1], [2], [3], [4]], rewards, config)
+    >>> exp.requests, exp.completions, exp.groups_kept
+    (['q1', 'q1'], [[1], [2]], 1)
+    """
+    c = config
+    adv_total, varied = group_advantages(rewards.float(), c.group_size, c.scale_std)
+    adv_acc = adv_align = None
+    if c.token_selective and accuracy is not None and alignment is not None:
+        adv_acc, varied_acc = group_advantages(accuracy.float(), c.group_size, c.scale_std)
+        adv_align, varied_align = group_advantages(alignment.float(), c.group_size, c.scale_std)
+        varied = varied | varied_acc | varied_align
+    keep_groups = varied if c.skip_zero_variance else torch.ones_like(varied)
+    keep = keep_groups.repeat_interleave(c.group_size)
+    rows = [i for i in range(len(requests)) if keep[i] and completions[i]]
+    return Experience(
+        [requests[i] for i in rows],
+        [list(completions[i]) for i in rows],
+        adv_total[rows],
+        adv_acc[rows] if adv_acc is not None else None,
+        adv_align[rows] if adv_align is not None else None,
+        int(keep_groups.sum()),
+        int(varied.sum()),
+        anchor,
+    )
+
+
+@dataclass
 class StepStats:
     """What one GRPO step did and measured."""
 
@@ -149,9 +209,13 @@ class GRPOReport:
 class GRPOTrainer:
     """GRPO on solver questions for a loaded video LM; `lm.model` is trained in place."""
 
-    def __init__(self, lm: LoadedModel, config: GRPOConfig | None = None) -> None:
+    def __init__(
+        self, lm: LoadedModel, config: GRPOConfig | None = None, scorer: SolverScorer | None = None
+    ) -> None:
         self.config = config or GRPOConfig()
         self.lm = lm
+        # the reward contract the rollouts are scored with (default: r_S at the config's weights)
+        self.scorer = scorer or solver_scorer(self.config.weights)
         seed_everything(self.config.seed)
         prepare_trainable(
             lm, self.config.lora.peft_kwargs() if self.config.lora else None, self.config.projector_lr > 0
@@ -200,113 +264,89 @@ class GRPOTrainer:
         return report
 
     def step(self, questions: Sequence[SolverQuestion]) -> StepStats:
-        """One GRPO step: roll out a group per question, then update on the groups whose rewards vary."""
+        """One GRPO step: roll out a group per question, make the experience, update on it."""
         started = time.perf_counter()
         results = self.rollout(questions)
-        return self.update(results, rollout_seconds=time.perf_counter() - started)
-
-    def rollout(self, questions: Sequence[SolverQuestion]) -> list[QuestionRollouts]:
-        """A group of `group_size` scored rollouts per question (the policy is not changed)."""
-        return rollout_questions(self.engine, questions, self.rollout_config())
-
-    def update(self, results: Sequence[QuestionRollouts], rollout_seconds: float = 0.0) -> StepStats:
-        """One policy update from scored groups (advantages, clipped objective, optional KL and anchor)."""
-        c = self.config
-        started = time.perf_counter()
-        self.step_index += 1
-
-        samples = [s for r in results for s in r.samples]
-        totals = torch.tensor([s.reward.total for s in samples])
-        acc = torch.tensor([s.reward.accuracy for s in samples])
-        align = torch.tensor([s.reward.alignment for s in samples])
-        fmt = float(np.mean([s.parsed.format_ok for s in samples]))
-        adv_total, varied = group_advantages(totals, c.group_size, c.scale_std)
-        adv_acc = adv_align = None
-        if c.token_selective:
-            adv_acc, varied_acc = group_advantages(acc, c.group_size, c.scale_std)
-            adv_align, varied_align = group_advantages(align, c.group_size, c.scale_std)
-            varied = varied | varied_acc | varied_align
-        keep_groups = varied if c.skip_zero_variance else torch.ones_like(varied)
-        keep = keep_groups.repeat_interleave(c.group_size)
-        rows = [i for i in range(len(samples)) if keep[i] and samples[i].sample.token_ids]
-
-        anchor_targets = []
-        if c.format_floor > 0 and fmt < c.format_floor:
-            anchor_targets = [r for r in results if r.target_answer is not None]
-
-        loss_value = kl_value = clip_value = 0.0
-        if rows or anchor_targets:
-            self.lm.model.train()
-            requests = [results[i // c.group_size].question.request for i in rows]
-            completions = [samples[i].sample.token_ids for i in rows]
-            self.last_batch = (requests, completions)
-            for _ in range(c.updates_per_batch):
-                self.optimizer.zero_grad(set_to_none=True)
-                loss_value, kl_value, clip_value = self._policy_pass(
-                    requests,
-                    completions,
-                    adv_total[rows],
-                    adv_acc[rows] if adv_acc is not None else None,
-                    adv_align[rows] if adv_align is not None else None,
-                )
-                if anchor_targets:
-                    loss_value += self._anchor_pass(anchor_targets)
-                torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
-                self.optimizer.step()
-            self.lm.model.eval()
-            self._old_logp = None
+        rolled = time.perf_counter()
+        experience = self.experience(results)
+        loss, kl, clip = self.update(experience)
+        samples = [x for r in results for x in r.samples]
         return StepStats(
             step=self.step_index,
-            reward=float(totals.mean()),
-            accuracy=float(acc.mean()),
-            iou=float(align.mean()),
-            format_rate=fmt,
-            groups_kept=int(keep_groups.sum()),
+            reward=float(np.mean([x.reward.total for x in samples])),
+            accuracy=float(np.mean([x.reward.accuracy for x in samples])),
+            iou=float(np.mean([x.reward.alignment for x in samples])),
+            format_rate=float(np.mean([x.parsed.format_ok for x in samples])),
+            groups_kept=experience.groups_kept,
             groups=len(results),
-            loss=loss_value,
-            kl=kl_value,
-            clip_frac=clip_value,
-            anchored=bool(anchor_targets),
-            seconds_rollout=rollout_seconds,
-            seconds_update=time.perf_counter() - started,
-            completion_tokens=sum(len(s.sample.token_ids) for s in samples),
+            loss=loss,
+            kl=kl,
+            clip_frac=clip,
+            anchored=experience.anchor is not None,
+            seconds_rollout=rolled - started,
+            seconds_update=time.perf_counter() - rolled,
+            completion_tokens=sum(len(x.sample.token_ids) for x in samples),
         )
 
-    def update_scored(
-        self,
-        requests: Sequence,
-        completions: Sequence[Sequence[int]],
-        rewards: Sequence[float],
-        anchor: tuple[Sequence, Sequence[str]] | None = None,
-    ) -> tuple[float, float, float, int]:
-        """One policy update from rollouts scored elsewhere (the questioner's r_Q): `group_size`
-        consecutive rows share a prompt. Groups whose rewards do not vary are skipped (as `update`);
-        `anchor` = (requests, target texts) adds the supervised anchor. Returns (loss, kl, clip
-        fraction, groups kept)."""
+    def rollout(self, questions: Sequence[SolverQuestion]) -> list[QuestionRollouts]:
+        """A group of `group_size` rollouts per question, scored by the trainer's scorer (the policy is
+        not changed)."""
+        return rollout_questions(self.engine, questions, self.rollout_config(), self.scorer)
+
+    def experience(self, results: Sequence[QuestionRollouts]) -> Experience:
+        """The solver's experience: advantages of the scored groups, and the supervised anchor on the
+        training targets when the step's format rate is under `format_floor` (a constructed target thinks
+        its constructed rationale, as the warm-up's do)."""
         c = self.config
-        adv, varied = group_advantages(
-            torch.tensor(list(rewards), dtype=torch.float32), c.group_size, c.scale_std
+        samples = [x for r in results for x in r.samples]
+        anchor = None
+        if c.format_floor > 0 and np.mean([x.parsed.format_ok for x in samples]) < c.format_floor:
+            targets = [r for r in results if r.target_answer is not None]
+            if targets:
+                anchor = (
+                    [r.question.request for r in targets],
+                    [
+                        render_answer(
+                            r.target_spans,
+                            r.target_answer,
+                            r.question.rationale if r.target_answer == r.question.answer else "",
+                        )
+                        for r in targets
+                    ],
+                )
+        return make_experience(
+            [results[i // c.group_size].question.request for i in range(len(samples))],
+            [x.sample.token_ids for x in samples],
+            torch.tensor([x.reward.total for x in samples]),
+            c,
+            torch.tensor([x.reward.accuracy for x in samples]),
+            torch.tensor([x.reward.alignment for x in samples]),
+            anchor,
         )
-        keep = (varied if c.skip_zero_variance else torch.ones_like(varied)).repeat_interleave(c.group_size)
-        rows = [i for i in range(len(requests)) if keep[i] and completions[i]]
+
+    def update(self, experience: Experience) -> tuple[float, float, float]:
+        """One policy update on an experience (clipped objective, optional KL to the reference, optional
+        supervised anchor), `updates_per_batch` times; returns (loss, kl, clip fraction)."""
+        c = self.config
         self.step_index += 1
-        if not rows and not anchor:
-            return 0.0, 0.0, 0.0, 0
+        exp = experience
+        if not exp.requests and exp.anchor is None:
+            return 0.0, 0.0, 0.0
         self.lm.model.train()
+        self.last_batch = (exp.requests, exp.completions)
         loss = kl = clip = 0.0
         for _ in range(c.updates_per_batch):
             self.optimizer.zero_grad(set_to_none=True)
-            if rows:
-                loss, kl, clip = self._policy_pass(
-                    [requests[i] for i in rows], [list(completions[i]) for i in rows], adv[rows], None, None
-                )
-            if anchor:
-                loss += self._supervised_pass(*anchor)
+            loss, kl, clip = self._policy_pass(
+                exp.requests, exp.completions, exp.adv_total, exp.adv_acc, exp.adv_align
+            )
+            if exp.anchor is not None:
+                loss += self._supervised_pass(*exp.anchor)
             torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
             self.optimizer.step()
         self.lm.model.eval()
         self._old_logp = None
-        return loss, kl, clip, int(varied.sum())
+        return loss, kl, clip
 
     _old_logp: list[torch.Tensor] | None = None
     last_batch: tuple[list, list] | None = None  # (requests, completions) of the last update
@@ -359,20 +399,6 @@ class GRPOTrainer:
         if self.config.share_prompts and shares_prompts(self.lm):
             return grouped_token_logprobs(model, self.lm, requests, completions, batch)
         return token_logprobs(model, batch)
-
-    def _anchor_pass(self, results: Sequence[QuestionRollouts]) -> float:
-        """Supervised anchor on the training targets (the format floor); returns its weighted loss. A
-        constructed target thinks its constructed rationale, as the warm-up's do."""
-        requests = [r.question.request for r in results]
-        targets = [
-            render_answer(
-                r.target_spans,
-                r.target_answer,
-                r.question.rationale if r.target_answer == r.question.answer else "",
-            )
-            for r in results
-        ]
-        return self._supervised_pass(requests, targets)
 
     def _supervised_pass(self, requests: Sequence, targets: Sequence[str]) -> float:
         """Accumulate `anchor_coef` x the mean token NLL of `targets`, `anchor_micro_batch_size`

@@ -3,7 +3,7 @@
 One `SolverQuestion` is what every stage needs of a question: the request (question text with its clip),
 the answer and evidence known by construction (None for model-written questions without one), the
 answer kind, and who wrote it. `rollout_questions` samples N answers per question, parses them
-defensively, scores them with `rewards.solver_reward` against the training target, and derives the
+defensively, scores them with the reward contract (`scoring.score_completion`) against the training target, and derives the
 pseudo-label (`pseudo_label.majority_vote`). `attempt_rows` turns the result into rows for
 `store.tables.Attempt`; `consensus_agreement` measures how often the majority vote agrees with the
 constructed answer (the round table reads the same figure from the stored questions).
@@ -18,13 +18,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from videozero.answer_format import ANSWER_END, ParsedAnswer, parse_answer
-from videozero.errors import VideozeroError
 from videozero.models.engines.base import GenerationEngine, Sample, SamplingParams
 from videozero.models.prompt import Request
-from videozero.rewards import RewardWeights, SolverReward, Span, canonical_answer, solver_reward
+from videozero.rewards import RewardWeights, SolverReward, Span, canonical_answer
+from videozero.scoring import Label, SolverScorer, solver_scorer, training_label
 from videozero.solver.pseudo_label import PseudoLabel, Rollout, in_agreement_band, majority_vote
-
-LABEL_MODES = ("auto", "constructed", "consensus")
 
 
 @dataclass(frozen=True)
@@ -93,23 +91,17 @@ class QuestionRollouts:
 def training_target(
     question: SolverQuestion, label: PseudoLabel | None, label_mode: str = "auto"
 ) -> tuple[str | None, tuple[Span, ...], str]:
-    """(answer, spans, source) a question trains on; the rule of `export.training_label`.
+    """(answer, spans, source) a question trains on: `scoring.training_label` of its constructed answer
+    and its rollouts' pseudo-label.
 
     >>> q = SolverQuestion(Request("q"), "option", answer="B", evidence=((1.0, 2.0),), writer="model")
     >>> label = PseudoLabel("A", 0.75, ((0.5, 1.0),), {"A": 3, "B": 1}, 4)
     >>> training_target(q, label, "auto"), training_target(q, label, "constructed")[2]
     (('A', ((0.5, 1.0),), 'consensus'), 'constructed')
     """
-    if label_mode not in LABEL_MODES:
-        raise VideozeroError(f"Unknown label mode '{label_mode}': use one of {', '.join(LABEL_MODES)}.")
-    use_consensus = label_mode == "consensus" or (label_mode == "auto" and question.writer == "model")
-    if use_consensus and label is not None and label.answer is not None:
-        return label.answer, tuple(label.spans or question.evidence), "consensus"
-    if question.answer is None:
-        if label is not None and label.answer is not None:
-            return label.answer, tuple(label.spans), "consensus"
-        return None, (), "none"
-    return question.answer, tuple(question.evidence), "constructed"
+    consensus = label.answer if label is not None else None
+    spans = label.spans if label is not None else None
+    return training_label(question.answer, question.evidence, consensus, spans, question.writer, label_mode)
 
 
 def score_samples(
@@ -119,34 +111,29 @@ def score_samples(
     kind: str,
     weights: RewardWeights,
     duration: float | None = None,
+    scorer: SolverScorer | None = None,
 ) -> list[ScoredSample]:
-    """Parse and score each sample; with no target, only the format term counts."""
+    """Parse and score each sample against the target through the reward contract (`scorer`, default
+    `scoring.score_completion` at `weights`); with no target, only the format term counts."""
+    scorer = scorer or solver_scorer(weights)
+    label = Label(target_answer, tuple(target_spans), kind, duration)
     out = []
     for sample in samples:
-        parsed = parse_answer(sample.text, duration)
-        if target_answer is None:
-            fmt = 1.0 if parsed.format_ok else 0.0
-            reward = SolverReward(fmt, 0.0, 0.0, weights.w_fmt * fmt)
-        else:
-            reward = solver_reward(
-                parsed.format_ok,
-                parsed.answer,
-                parsed.spans,
-                target_answer,
-                target_spans,
-                kind,
-                weights,
-                duration,
-            )
-        out.append(ScoredSample(sample, parsed, reward))
+        scored = scorer(sample.text, label)
+        out.append(ScoredSample(sample, scored.parsed, scored.reward))
     return out
 
 
 def rollout_questions(
-    engine: GenerationEngine, questions: Sequence[SolverQuestion], config: RolloutConfig | None = None
+    engine: GenerationEngine,
+    questions: Sequence[SolverQuestion],
+    config: RolloutConfig | None = None,
+    scorer: SolverScorer | None = None,
 ) -> list[QuestionRollouts]:
-    """N rollouts per question, scored against each question's training target, with pseudo-labels."""
+    """N rollouts per question, scored by `scorer` (default: `scoring.score_completion` at the config's
+    weights) against each question's training target, with pseudo-labels."""
     config = config or RolloutConfig()
+    scorer = scorer or solver_scorer(config.weights)
     if not questions:
         return []
     params = SamplingParams(
@@ -163,7 +150,9 @@ def rollout_questions(
         parsed = [parse_answer(s.text, question.duration) for s in samples]
         label = majority_vote([Rollout(p.answer, p.spans) for p in parsed], question.kind)
         answer, spans, source = training_target(question, label, config.label_mode)
-        scored = score_samples(samples, answer, spans, question.kind, config.weights, question.duration)
+        scored = score_samples(
+            samples, answer, spans, question.kind, config.weights, question.duration, scorer
+        )
         results.append(
             QuestionRollouts(
                 question,

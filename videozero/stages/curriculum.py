@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
+from store import Store
+from store.questions import verified_figures
 from store.runs import finish_round, stored_curriculum
-from videozero.curriculum import CurriculumScheduler
-from videozero.questioner.round import family_measurements
+from videozero.curriculum import CurriculumScheduler, FamilyMeasurement
 from videozero.run_config import RunConfig
 from videozero.stages.question import curriculum_state
 from videozero.stages.run import open_run_store, round_id_of
@@ -26,3 +28,24 @@ def curriculum_stage(config: RunConfig, run_id: int, round_index: int) -> dict[s
     payload = nxt.model_dump() | {"measured": {f: m.model_dump() for f, m in measured.items()}}
     finish_round(store, round_id, payload)
     return payload
+
+
+def family_measurements(store: Store, round_id: int) -> dict[str, Any]:
+    """Per family, what the round's verification measured for the curriculum: the solver's accuracy
+    with the video, its agreement, the learnability min(p, 1 - p), over the verified questions."""
+    per: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    with store.session() as s:
+        for family, figures, agreement, r_learn in verified_figures(s, round_id):
+            full = (figures or {}).get("scores", {}).get("full")
+            if full is None or agreement is None or r_learn is None:
+                continue
+            per[family].append((float(full), float(agreement), float(r_learn)))
+    return {
+        f: FamilyMeasurement(
+            accuracy=min(1.0, sum(a for a, _, _ in v) / len(v)),
+            agreement=min(1.0, sum(c for _, c, _ in v) / len(v)),
+            learnability=min(0.5, sum(r for _, _, r in v) / len(v)),
+            n=len(v),
+        )
+        for f, v in per.items()
+    }

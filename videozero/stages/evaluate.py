@@ -1,16 +1,42 @@
 """The evaluation stage: held-out and validation figures of a checkpoint, and the paper's diagnostics on
-a round's accepted questions."""
+a round's accepted questions. The stored questions are read and the answers (attempts) and figures
+(metrics) written here; asking and scoring are `evaluation.heldout`'s."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from store import Store
+from store.attempts import answered_pairs, greedy_answers, mode_results, question_rows
+from store.bulk import insert_attempts
 from store.checkpoints import VALIDATION_SPLIT, checkpoint_of, latest_solver
-from videozero.evaluation.heldout import evaluate_heldout, probe_round
+from store.metrics import write_metrics
+from store.tables import ATTEMPT_MODES
+from videozero.evaluation.heldout import (
+    DIAGNOSTICS_SPLIT,
+    HELDOUT_SPLIT,
+    HeldoutComparison,
+    StoredQuestion,
+    answer_questions,
+    answered_questions,
+    askable,
+    heldout_comparison,
+    heldout_metrics,
+    mode_accuracies,
+    paired_diagnostics,
+    question_scores,
+    stored_question,
+)
 from videozero.memory import releasing_memory
+from videozero.models.engines.base import GenerationEngine
 from videozero.models.engines.transformers_engine import load_engine
+from videozero.models.eval_config import EvalConfig
 from videozero.run_config import RunConfig, evaluation_settings
 from videozero.stages.run import open_run_store, round_id_of, stage_record
+from videozero.video.cache import VideoCache
 
 
 @releasing_memory
@@ -53,3 +79,124 @@ def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, An
             out |= {k: diag.get(k) for k in ("video_dependency", "key_necessity", "key_specificity")}
         box.append(dict(out))
     return out
+
+
+# --- held-out scoring over the store ----------------------------------------------------------------------
+
+
+def stored_questions(
+    session: Session,
+    run_id: int,
+    split: str | None = None,
+    round_id: int | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> list[StoredQuestion]:
+    """Questions of a run (oldest first) filtered by split, round and status, with their video paths."""
+    return [stored_question(r) for r in question_rows(session, run_id, split, round_id, status, limit)]
+
+
+def score_questions(
+    engine: GenerationEngine,
+    store: Store,
+    checkpoint_id: int,
+    questions: Sequence[StoredQuestion],
+    modes: Sequence[str] = ("full",),
+    config: EvalConfig | None = None,
+    cache: VideoCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Greedy answers of the checkpoint to each question in each mode, stored as attempts (sample 0).
+
+    Pairs already answered by this checkpoint are skipped; each batch is committed on its own, so an
+    interrupted evaluation resumes where it stopped. Returns how many attempts were added.
+    """
+    config = config or EvalConfig()
+    with store.session() as session:
+        done = answered_pairs(session, checkpoint_id, [q.id for q in questions])
+    todo = [(q, m) for q in questions for m in modes if (q.id, m) not in done and askable(q, m)]
+
+    def keep(rows: list[dict[str, Any]]) -> None:
+        with store.write() as session:
+            insert_attempts(session, [r | {"checkpoint_id": checkpoint_id} for r in rows])
+
+    answer_questions(engine, todo, config, cache, keep, progress)
+    return len(todo)
+
+
+def evaluate_heldout(
+    engine: GenerationEngine,
+    store: Store,
+    run_id: int,
+    checkpoint_id: int,
+    config: EvalConfig | None = None,
+    cache: VideoCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    split: str = HELDOUT_SPLIT,
+) -> dict[str, float]:
+    """Score the checkpoint on the run's fixed questions of `split` (held-out, or validation) and store
+    the figures under that split; {} without any."""
+    config = config or EvalConfig()
+    round_id = checkpoint_of(store, checkpoint_id).round_id
+    with store.session() as session:
+        questions = stored_questions(session, run_id, split=split, limit=config.limit)
+    if not questions:
+        return {}
+    score_questions(engine, store, checkpoint_id, questions, ("full",), config, cache, progress)
+    with store.write() as session:
+        answers = greedy_answers(session, checkpoint_id, [q.id for q in questions])
+        figures = heldout_metrics(answered_questions(questions, answers))
+        write_metrics(session, run_id, round_id, checkpoint_id, split, figures, whole_split=True)
+    return figures
+
+
+def diagnostics(
+    session: Session, run_id: int, round_id: int, checkpoint_id: int | None = None
+) -> dict[str, float]:
+    """Video dependency, key necessity and key specificity of the round's accepted questions, from their
+    stored attempts by mode (of one checkpoint, or of all that answered them)."""
+    return paired_diagnostics(mode_accuracies(mode_results(session, run_id, round_id, checkpoint_id)))
+
+
+def probe_round(
+    engine: GenerationEngine,
+    store: Store,
+    run_id: int,
+    round_id: int,
+    checkpoint_id: int,
+    config: EvalConfig | None = None,
+    cache: VideoCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, float]:
+    """Answer the round's accepted questions in every mode with the checkpoint, store the diagnostics
+    (split 'diagnostics'); {} when the round has no accepted questions."""
+    config = config or EvalConfig()
+    with store.session() as session:
+        questions = stored_questions(
+            session, run_id, round_id=round_id, status="accepted", limit=config.limit
+        )
+    if not questions:
+        return {}
+    score_questions(engine, store, checkpoint_id, questions, ATTEMPT_MODES, config, cache, progress)
+    with store.write() as session:
+        figures = diagnostics(session, run_id, round_id, checkpoint_id)
+        write_metrics(session, run_id, round_id, checkpoint_id, DIAGNOSTICS_SPLIT, figures, whole_split=True)
+    return figures
+
+
+def run_comparison(
+    session: Session,
+    run_id: int,
+    checkpoint_ids: Sequence[int],
+    reference: int | None,
+    split: str = HELDOUT_SPLIT,
+) -> HeldoutComparison:
+    """Constant baselines of the run's held-out (or validation) questions and every checkpoint's paired
+    change against `reference` (the warm-up, usually); empty when the run has no such questions."""
+    questions = stored_questions(session, run_id, split=split)
+    ids = [q.id for q in questions]
+    wanted = [*checkpoint_ids, *([reference] if reference is not None else [])]
+    scores = {
+        cid: question_scores(questions, greedy_answers(session, cid, ids)) for cid in dict.fromkeys(wanted)
+    }
+    return heldout_comparison(questions, scores, reference)

@@ -10,21 +10,22 @@ from typing import Any
 
 from store import Store
 from store.checkpoints import checkpoint_row
-from store.runs import run_video_ids
+from store.runs import run_video_ids, training_video_ids
+from store.videos import videos_tag
 from videozero.errors import VideozeroError
-from videozero.evidence.views import load_video_evidence
 from videozero.memory import releasing_memory
 from videozero.models.engines.transformers_engine import load_engine
 from videozero.models.loader import load_model
 from videozero.models.nano.build import build_name, build_nano
 from videozero.models.tiny_qwen import build_tiny_qwen
 from videozero.progress import ProgressReport
-from videozero.questioner.supervision import template_targets, training_videos, videos_tag
+from videozero.questioner.supervision import template_targets
 from videozero.questioner.warmup import video_writer_inputs, warm_up_writer, write_rates, writer_targets
 from videozero.run_config import RunConfig
 from videozero.solver.matching import matching_drills
 from videozero.solver.training import save_checkpoint
 from videozero.solver.warmup import matching_steps, warmup, warmup_tasks
+from videozero.stages.evidence import evidence_loader, load_video_evidence
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 
 
@@ -104,7 +105,7 @@ def warmup_path(
     families = w.source in ("families", "both")
     if families and (store is None or run_id is None):
         raise VideozeroError("a warm-up on the loop's families needs the run's store and training videos.")
-    videos = training_videos(store, run_id) if families else []
+    videos = training_video_ids(store, run_id) if families else []
     key = w.model_dump_json()
     if families:
         q = config.questioner
@@ -117,7 +118,9 @@ def warmup_path(
     cache = config.workdir_path / "cache"
     train_q = []
     if families:
-        train_q += template_targets(store, videos, config.questioner, w.per_video, w.levels, w.seed, cache)
+        train_q += template_targets(
+            evidence_loader(store, cache), videos, config.questioner, w.per_video, w.levels, w.seed, cache
+        )
     if w.source in ("generated", "both"):
         train_q += warmup_tasks(w, clip_dir=config.workdir_path / "clips" / "warmup")[0]
     if not train_q:
@@ -178,7 +181,7 @@ def writer_warmup(
         return None
     sampling = config.questioner.solver_sampling.sampling
     cache = config.workdir_path / "cache"
-    videos = training_videos(store, run_id)
+    videos = training_video_ids(store, run_id)
     key = f"{w.model_dump_json()}|{videos_tag(store, videos)}|{sampling.key}|{start}|{config.seed}"
     out = (
         config.workdir_path
@@ -186,7 +189,7 @@ def writer_warmup(
         / f"{Path(start).name}-writer-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     )
     if not (out / "config.json").exists():
-        pairs = writer_targets(store, videos, sampling, w.per_video, w.seed, cache)
+        pairs = writer_targets(evidence_loader(store, cache), videos, sampling, w.per_video, w.seed, cache)
         if not pairs:
             raise VideozeroError(
                 "the questioner warm-up found no write to learn on the training videos: add longer videos "
@@ -199,7 +202,7 @@ def writer_warmup(
         with store.session() as s:
             videos = run_video_ids(s, run_id, "validation") or run_video_ids(s, run_id, "train")
         spans = max(3, config.questioner.model_spans_per_video)
-        inputs = video_writer_inputs(store, videos, sampling, spans, cache)
+        inputs = video_writer_inputs(evidence_loader(store, cache), videos, sampling, spans, cache)
         rates = write_rates(load_engine(str(out)), inputs, config.questioner_training.max_new_tokens)
     found = checkpoint_row(store, out, "warmup", role="questioner", run_id=run_id, base_model=start)
     return found, rates

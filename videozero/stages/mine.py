@@ -1,17 +1,32 @@
-"""The mine stage: mine the run's videos (cached per video) and attach them with a split by video."""
+"""The mine stage: mine videos into the store (`mine_videos`: cached per video, once per content and
+sampling; what `videozero mine` and the flows call) and attach the run's videos with a split by video."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from store import Store
 from store.runs import attach_videos, rich_videos, run_video_ids
+from store.videos import mined_video, point_video_at, record_mining_error, write_mined_video
 from videozero.errors import VideozeroError
-from videozero.evidence.mine import MiningSummary, mine_videos
+from videozero.evidence.features import cached_clip_and_features
+from videozero.evidence.mine import (
+    DEFAULT_SAMPLING,
+    MiningSummary,
+    VideoResult,
+    collect_videos,
+    mine_clip,
+    system_error,
+)
 from videozero.memory import releasing_memory
 from videozero.progress import ProgressReport
 from videozero.run_config import RunConfig
 from videozero.stages.run import open_run_store, round_id_of, stage_record
+from videozero.video.cache import VideoCache, file_sha256
+from videozero.video.decode import SamplingConfig
 from videozero.video.samples import default_clips, default_heldout_clips, generated_scenes
 
 
@@ -66,6 +81,80 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
         }
         box.append(dict(out))
     return out
+
+
+def mine_videos(
+    store: Store,
+    paths: Sequence[str | Path],
+    sampling: SamplingConfig | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressReport | None = None,
+) -> MiningSummary:
+    """Mine every video under `paths` into `store`; never raises for a bad file (see the results)."""
+    sampling = sampling or DEFAULT_SAMPLING
+    cache = VideoCache(cache_dir) if cache_dir is not None else None
+    files, problems = collect_videos(paths)
+    summary = MiningSummary(sampling=sampling.key)
+    for problem in problems:
+        record_mining_error(store, Path(problem.path), None, problem.error or "")
+        summary.results.append(problem)
+    for i, f in enumerate(files):
+        if progress is not None:
+            progress("mining", i, len(files), f.name)
+        summary.results.append(mine_video(store, f, sampling, cache))
+    if progress is not None and files:
+        progress("mining", len(files), len(files), "")
+    return summary
+
+
+def mine_video(store: Store, path: Path, sampling: SamplingConfig, cache: VideoCache | None) -> VideoResult:
+    """Mine one file (or skip it if it is already mined at `sampling`); errors become a result. The
+    video's row and all its segments are written in one transaction."""
+    started = time.perf_counter()
+    digest: str | None = None
+    try:
+        digest = file_sha256(path)
+        existing = mined_video(store, digest, sampling.key)
+        if existing is not None:
+            video_id, duration, shots, segments = existing
+            point_video_at(store, video_id, path)
+            return VideoResult(
+                str(path), "skipped", video_id, duration, shots, segments, time.perf_counter() - started
+            )
+        clip, feats = cached_clip_and_features(path, digest, sampling, cache)
+        if len(clip) == 0:
+            raise VideozeroError(f"{path} holds no video frames: replace it with a complete video file.")
+        segs = mine_clip(clip, feats)
+        width, height = clip.native_size
+        facts = {
+            "duration_s": clip.duration_s,
+            "fps": clip.native_fps,
+            "frame_count": clip.frame_count,
+            "width": width,
+            "height": height,
+        }
+        rows = [
+            {
+                "level": seg.level,
+                "start_s": seg.start_s,
+                "end_s": seg.end_s,
+                "saliency": seg.saliency,
+                "parts": seg.parts,
+                "labels": seg.labels,
+                "parent": seg.parent,
+            }
+            for seg in segs
+        ]
+        video_id, written = write_mined_video(store, path, digest, facts, sampling.key, rows)
+    except (VideozeroError, OSError, MemoryError) as exc:
+        message = str(exc) if isinstance(exc, VideozeroError) else system_error(path, exc)
+        record_mining_error(store, path, digest, message)
+        return VideoResult(str(path), "error", seconds=time.perf_counter() - started, error=message)
+    status = "mined" if written else "skipped"
+    shots = sum(s.level == "shot" for s in segs)
+    return VideoResult(
+        str(path), status, video_id, clip.duration_s, shots, len(segs), time.perf_counter() - started
+    )
 
 
 def _mined_ids(summary: MiningSummary) -> list[int]:

@@ -1,22 +1,60 @@
 """The question stage: propose on the training videos at the curriculum's levels and mix, verify with
-the current solver, store every candidate with its verdict."""
+the current solver, store every candidate with its verdict.
+
+`question_round` is the Python API behind `videozero question` and the round flow:
+
+1. `stages.heldout.ensure_heldout`: once per run, the fixed held-out and validation questions;
+2. `propose_round` (stage 'propose'): template questions of every family on every training video, in
+   the curriculum's mix and levels, plus model-written ones when a questioner engine is given;
+   unparseable writes, degenerate evidence and near-duplicates (MiniLM text + evidence overlap) are
+   stored as rejected with their reason; the rest as candidates. All rows land in one transaction
+   with the stage's 'done', so a killed proposal leaves nothing behind and is redone;
+3. `verify_round` (stage 'verify'): every candidate is rolled out by the frozen solver in every mode
+   (`questioner.verify.verify`); each chunk's attempts and verdicts are committed together, so a killed
+   verification resumes with the candidates that are left.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from store import Store
+from store.bulk import insert_attempts, insert_questions
 from store.checkpoints import current_questioner, current_solver
-from store.runs import round_curriculum
+from store.questions import (
+    candidates_left,
+    link_duplicates,
+    live_training_questions,
+    pending_questions,
+    record_verdict,
+    status_counts,
+)
+from store.runs import ensure_round, round_curriculum, run_video_ids, set_stage, stage_status
 from videozero.curriculum import CurriculumScheduler, CurriculumState
-from videozero.evidence.views import whole_video
+from videozero.errors import VideozeroError
+from videozero.evidence.views import VideoEvidence, whole_video
 from videozero.memory import releasing_memory
+from videozero.models.engines.base import GenerationEngine
 from videozero.models.engines.transformers_engine import load_engine
 from videozero.progress import ProgressReport
+from videozero.questioner.candidate import Candidate
+from videozero.questioner.dedup import QuestionEmbedder, dedup_text, deduplicate
+from videozero.questioner.families import propose
 from videozero.questioner.model_writer import model_writer
-from videozero.questioner.round import question_round
+from videozero.questioner.round import RoundQuestions, VideoViews, candidate_of, family_counts, question_row
+from videozero.questioner.round_config import QuestionerConfig
+from videozero.questioner.verify import DEGENERATE, DUPLICATE, VerifyItem, degenerate_reason, verify
 from videozero.questioner.writer import WriterConfig
+from videozero.rewards import Span
 from videozero.run_config import RunConfig, verify_settings
+from videozero.solver.rollout import attempt_rows
+from videozero.stages.evidence import evidence_loader, load_video_evidence
+from videozero.stages.heldout import ensure_heldout
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 from videozero.video.cache import VideoCache
 
@@ -85,3 +123,207 @@ def question_stage(
         }
         box.append(dict(out))
     return out
+
+
+# --- the questioner phase over the store -------------------------------------------------------------
+
+
+def _stored_for_dedup(session: Session, run_id: int) -> list[tuple[int, int, str, tuple[Span, ...]]]:
+    out = []
+    for qid, vid, family, text, options, evidence in live_training_questions(session, run_id):
+        c = Candidate(
+            family, text, "", tuple(tuple(s) for s in evidence or []), tuple(options) if options else None
+        )
+        out.append((int(qid), int(vid), dedup_text(c), c.evidence))
+    return out
+
+
+def propose_round(
+    store: Store,
+    run_id: int,
+    round_id: int,
+    config: QuestionerConfig,
+    levels: Mapping[str, int] | None = None,
+    weights: Mapping[str, float] | None = None,
+    writer: Callable[[VideoEvidence, int], list[Candidate]] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    evidence_transform: Callable[[VideoEvidence], VideoEvidence] | None = None,
+) -> int:
+    """Propose the round's candidates on every training video and store them; returns how many were
+    stored (0 when the stage is already done). `writer(evidence, round_index)` adds model-written ones."""
+    with store.session() as s:
+        if stage_status(s, round_id, "propose") == "done":
+            return 0
+        videos = run_video_ids(s, run_id, "train")
+        stored = _stored_for_dedup(s, run_id)
+    if not videos:
+        raise VideozeroError(
+            f"run {run_id} has no training videos: add videos with `--videos` and mine them."
+        )
+    started = time.perf_counter()
+    counts = family_counts(config.per_video, weights, config.families)
+    candidates: list[tuple[Candidate, int]] = []
+    for i, video_id in enumerate(videos):
+        ev = load_video_evidence(store, video_id, cache_dir)
+        if evidence_transform is not None:
+            ev = evidence_transform(ev)
+        made = propose(ev, counts, levels, seed=config.seed * 100_003 + round_id) if config.templates else []
+        if writer is not None:
+            made += writer(ev, round_id)
+        for c in made:
+            if c.reject_reason is None:
+                why = degenerate_reason(c.evidence, ev.duration, config.verify)
+                if why is not None:
+                    c.reject_reason = DEGENERATE
+                    c.spec["degenerate"] = why
+            candidates.append((c, video_id))
+        if progress is not None:
+            progress(i + 1, len(videos))
+    live = [(c, v) for c, v in candidates if c.reject_reason is None]
+    dups, penalties = deduplicate(
+        [c for c, _ in live],
+        [v for _, v in live],
+        QuestionEmbedder(),
+        stored,
+        text_threshold=config.dedup_threshold,
+        penalty_threshold=config.repetition_threshold,
+    )
+    for (c, _), dup, pen in zip(live, dups, penalties, strict=True):
+        # the repetition penalty shapes the model writer's reward; template texts repeat by design
+        c.spec["repetition"] = round(float(pen), 6) if c.writer == "model" else 0.0
+        if dup.stored_id is not None or dup.batch_index is not None:
+            c.reject_reason = DUPLICATE
+            c.spec["duplicate_of"] = {"stored": dup.stored_id, "batch": dup.batch_index}
+    rows = [question_row(c, run_id, round_id, v, "train") for c, v in candidates]
+    with store.write() as s:
+        if stage_status(s, round_id, "propose") == "done":
+            return 0
+        ids = insert_questions(s, rows)
+        by_live = {id(c): qid for (c, _), qid in zip(candidates, ids, strict=True)}
+        live_ids = [by_live[id(c)] for c, _ in live]
+        links = {}
+        for (c, _), qid in zip(live, live_ids, strict=True):
+            ref = c.spec.get("duplicate_of")
+            if ref:
+                links[qid] = ref["stored"] if ref["stored"] is not None else live_ids[ref["batch"]]
+        link_duplicates(s, links)
+        set_stage(
+            s, round_id, "propose", "done", seconds=round(time.perf_counter() - started, 2), stored=len(rows)
+        )
+    return len(rows)
+
+
+def verify_round(
+    store: Store,
+    engine: GenerationEngine,
+    run_id: int,
+    round_id: int,
+    checkpoint_id: int,
+    config: QuestionerConfig,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Verify the round's remaining candidates with the solver behind `engine`; returns how many."""
+    with store.session() as s:
+        if stage_status(s, round_id, "verify") == "done":
+            return 0
+        pending = [(q.id, q.video_id, candidate_of(q)) for q in pending_questions(s, round_id)]
+    started = time.perf_counter()
+    views = VideoViews(evidence_loader(store, cache_dir), config.solver_sampling.sampling, cache_dir)
+    done = 0
+    for start in range(0, len(pending), config.chunk):
+        chunk = pending[start : start + config.chunk]
+        items = []
+        for qid, vid, cand in chunk:
+            ev, shown, dense = views(vid)
+            items.append(VerifyItem(cand, shown, dense, ev.duration, ev.segments, seed=qid))
+        verdicts = verify(engine, items, config.verify)
+        with store.write() as s:
+            attempts = []
+            for (qid, _, cand), v in zip(chunk, verdicts, strict=True):
+                repetition = float(cand.spec.get("repetition", 0.0))
+                record_verdict(
+                    s,
+                    qid,
+                    {
+                        "status": v.status,
+                        "reject_reason": v.reason,
+                        "r_learn": v.r_learn,
+                        "r_dep": v.r_dep,
+                        "r_evid": v.r_evid,
+                        "r_q": v.r_q(repetition, config.verify.use_r_dep),
+                        "agreement": v.agreement,
+                        "consensus_answer": v.consensus_answer,
+                        "consensus_evidence": [list(sp) for sp in v.consensus_spans] or None,
+                        "verification": v.figures()
+                        | {"repetition": repetition, "checkpoint_id": checkpoint_id},
+                    },
+                )
+                for mode, r in v.rollouts.items():
+                    attempts += attempt_rows(r, qid, checkpoint_id, mode)
+            insert_attempts(s, attempts)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(pending))
+    with store.write() as s:
+        if not candidates_left(s, round_id):
+            set_stage(
+                s, round_id, "verify", "done", seconds=round(time.perf_counter() - started, 2), verified=done
+            )
+    return done
+
+
+def round_summary(store: Store, round_id: int) -> RoundQuestions:
+    """Counts of the round's questions by family and status, and rejection reasons."""
+    out = RoundQuestions(round_id)
+    with store.session() as s:
+        for family, status, reason in status_counts(s, round_id):
+            out.counts[family][status] += 1
+            if reason:
+                out.reasons[reason] += 1
+    return out
+
+
+def question_round(
+    store: Store,
+    run_id: int,
+    round_index: int,
+    engine: GenerationEngine,
+    checkpoint_id: int,
+    config: QuestionerConfig | None = None,
+    levels: Mapping[str, int] | None = None,
+    weights: Mapping[str, float] | None = None,
+    writer: Callable[[VideoEvidence, int], list[Candidate]] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    evidence_transform: Callable[[VideoEvidence], VideoEvidence] | None = None,
+) -> RoundQuestions:
+    """The questioner phase of round `round_index`: held-out set (once), proposals, verification."""
+    config = config or QuestionerConfig()
+    round_id = ensure_round(store, run_id, round_index)
+    seconds = {}
+    t = time.perf_counter()
+    ensure_heldout(store, run_id, config, cache_dir)
+    seconds["heldout"] = time.perf_counter() - t
+    t = time.perf_counter()
+    step = (lambda name: lambda i, n: progress(name, i, n)) if progress else (lambda name: None)
+    propose_round(
+        store,
+        run_id,
+        round_id,
+        config,
+        levels,
+        weights,
+        writer,
+        cache_dir,
+        step("propose"),
+        evidence_transform,
+    )
+    seconds["propose"] = time.perf_counter() - t
+    t = time.perf_counter()
+    verify_round(store, engine, run_id, round_id, checkpoint_id, config, cache_dir, step("verify"))
+    seconds["verify"] = time.perf_counter() - t
+    summary = round_summary(store, round_id)
+    summary.seconds = seconds
+    return summary

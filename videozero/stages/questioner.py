@@ -8,12 +8,12 @@ from typing import Any
 from store import Store
 from store.checkpoints import checkpoint_row, current_questioner, current_solver
 from store.runs import run_video_ids
-from videozero.evidence.views import load_video_evidence
 from videozero.memory import releasing_memory
 from videozero.models.engines.transformers_engine import load_engine
 from videozero.models.prompt import VideoInput
 from videozero.questioner.training import WriterVideo, train_questioner_round
 from videozero.run_config import RunConfig
+from videozero.stages.evidence import load_video_evidence
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import SamplingConfig

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from store import Store, default_url, open_store
@@ -40,7 +41,12 @@ def open_run_store(config: RunConfig) -> Store:
     """The run's store (created and migrated if needed), one per URL in this process: every stage
     reuses it instead of opening a new connection pool (callers may `dispose()` it; its engine then
     reconnects on the next use)."""
-    return _store(config.db or default_url(config.workdir_path))
+    return store_at(config.db, config.workdir_path)
+
+
+def store_at(db: str | None, workdir: Path) -> Store:
+    """The store at URL `db`, else the SQLite file of the work directory (as `open_run_store`)."""
+    return _store(db or default_url(workdir))
 
 
 @functools.cache

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from store import Store
 from store.checkpoints import checkpoint_row, current_solver
+from store.questions import accepted_training_questions
 from videozero.memory import releasing_memory
-from videozero.questioner.round import accepted_solver_questions
+from videozero.questioner.round import VideoViews, candidate_of, solver_question
 from videozero.run_config import RunConfig
 from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.round import train_solver_round
+from videozero.stages.evidence import evidence_loader
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 
 
@@ -59,3 +63,15 @@ def solver_stage(
         }
         box.append(dict(out))
     return out
+
+
+def accepted_solver_questions(
+    store: Store, run_id: int, round_id: int, sampling, cache_dir: str | Path | None = None
+) -> list:
+    """The round's accepted training questions as the solver trainer takes them: each request holds the
+    video at the solver's sampling and the query images cut from the mined frames."""
+    with store.session() as s:
+        rows = accepted_training_questions(s, run_id, round_id)
+        items = [(q.id, q.video_id, candidate_of(q)) for q in rows]
+    views = VideoViews(evidence_loader(store, cache_dir), sampling, cache_dir)
+    return [solver_question(c, *views(vid), question_id=qid) for qid, vid, c in items]

@@ -20,6 +20,11 @@ from pydantic import BaseModel, Field
 
 from videozero.errors import VideozeroError
 
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".ogv"}
+)
+"""File name endings read as videos when a folder is searched (mining, benchmark videos)."""
+
 # Largest frame decoded (8K UHD): bigger frames cost gigabytes per second of video to decode.
 MAX_PIXELS = 7680 * 4320
 

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from videozero.errors import VideozeroError
-from videozero.export import LABEL_MODES, training_label
+from videozero.export import training_label
 from videozero.question_prompt import answer_kind, question_prompt
+from videozero.scoring import LABEL_MODES
 
 INPUT_KEY, LABEL_KEY, IMAGE_KEY = "prompt", "label", "images"
 

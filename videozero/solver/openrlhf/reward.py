@@ -1,4 +1,4 @@
-"""OpenRLHF reward module: `reward_func(queries, prompts, labels)` over the same `rewards.solver_reward`.
+"""OpenRLHF reward module: `reward_func(queries, prompts, labels)` over the reward contract (`scoring`).
 
 Pass this file to OpenRLHF with `--reward.remote_url <path to this file>`; OpenRLHF calls
 `reward_func(queries, prompts, labels, **kwargs)` with `queries` the decoded prompt + response strings,
@@ -12,16 +12,17 @@ Reward weights come from the environment variable VIDEOZERO_REWARD_WEIGHTS (JSON
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from videozero.answer_format import parse_answer
 from videozero.errors import VideozeroError
-from videozero.rewards import RewardWeights, solver_reward
+from videozero.rewards import RewardWeights, SolverReward
+from videozero.scoring import Label, score_completion
+from videozero.solver.external_rewards import WEIGHTS_ENV, weights_from_env
+
+__all__ = ["WEIGHTS_ENV", "read_label", "response_of", "reward_func", "score_response", "weights_from_env"]
 
 ASSISTANT_START = "<|im_start|>assistant\n"
 END_MARKERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|end_of_text|>")
-WEIGHTS_ENV = "VIDEOZERO_REWARD_WEIGHTS"
 
 
 def response_of(query: str, prompt: str | None = None) -> str:
@@ -60,31 +61,10 @@ def read_label(label: Any) -> dict[str, Any]:
     return data
 
 
-def weights_from_env() -> RewardWeights:
-    raw = os.environ.get(WEIGHTS_ENV)
-    if not raw:
-        return RewardWeights()
-    try:
-        return RewardWeights(**json.loads(raw))
-    except (json.JSONDecodeError, TypeError, ValueError):
-        raise VideozeroError(f"{WEIGHTS_ENV}={raw[:80]!r} is not JSON of RewardWeights fields.") from None
-
-
-def score_response(response: str, label: dict[str, Any], weights: RewardWeights):
-    """`rewards.SolverReward` of one response against one decoded label."""
-    duration = label.get("duration")
-    parsed = parse_answer(response, duration)
-    spans = [tuple(map(float, s)) for s in label.get("evidence") or []]
-    return solver_reward(
-        parsed.format_ok,
-        parsed.answer,
-        parsed.spans,
-        str(label["answer"]),
-        spans,
-        label.get("answer_kind", "option"),
-        weights,
-        duration,
-    )
+def score_response(response: str, label: dict[str, Any], weights: RewardWeights) -> SolverReward:
+    """`rewards.SolverReward` of one response against one decoded label (the reward contract,
+    `scoring.score_completion`)."""
+    return score_completion(response, Label.from_export(label), weights).reward
 
 
 def reward_func(queries, prompts, labels, **kwargs) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def run_report(
 ) -> Report:
     """The stored figures of every checkpoint of the run that has any, plus `extra` models evaluated
     outside the run (shown in their own columns, not stored)."""
-    from videozero.evaluation.heldout import heldout_comparison
+    from videozero.stages.evaluate import run_comparison
 
     columns = run_columns(session, run_id)
     label = {c.checkpoint_id: c.label for c in columns}
@@ -133,7 +133,7 @@ def run_report(
     ref = next((c for c in shown if c.stage == "warmup" and c.label in heldout), None) or next(
         (c for c in shown if c.stage == "base" and c.label in heldout), None
     )
-    comparison = heldout_comparison(
+    comparison = run_comparison(
         session, run_id, [c.checkpoint_id for c in shown], ref.checkpoint_id if ref else None
     )
     for column, figures in extra:
