@@ -1,7 +1,9 @@
 """The QA store: SQLAlchemy tables, opening and migrating a database, and the queries users run."""
 
+from sqlalchemy.orm import Session
+
 from store.engine import Store, default_url, display_url, open_store
-from store.errors import StoreError
+from store.errors import DatabaseError, StoreError
 from store.tables import (
     Attempt,
     Base,
@@ -19,12 +21,14 @@ __all__ = [
     "Attempt",
     "Base",
     "Checkpoint",
+    "DatabaseError",
     "Metric",
     "Question",
     "Round",
     "Run",
     "RunVideo",
     "Segment",
+    "Session",
     "Store",
     "StoreError",
     "Video",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from store.engine import Store
 from store.errors import StoreError
@@ -152,3 +153,21 @@ def current_questioner(store: Store, run_id: int, round_index: int) -> str | Non
                 .order_by(Checkpoint.id.desc())
             ).first()
     return str(row[0]) if row else None
+
+
+def checkpoint_rows(session: Session, run_id: int, role: str = "solver") -> list[Any]:
+    """(id, stage, round_index, path) of the run's checkpoints of `role` (named columns)."""
+    return session.execute(
+        select(Checkpoint.id, Checkpoint.stage, Round.round_index, Checkpoint.path)
+        .outerjoin(Round, Round.id == Checkpoint.round_id)
+        .where(Checkpoint.run_id == run_id, Checkpoint.role == role)
+    ).all()
+
+
+def latest_checkpoint_id(session: Session, run_id: int, stage: str, role: str = "solver") -> int | None:
+    """The newest checkpoint of the run at `stage` in `role` (e.g. the solver's warm-up), if any."""
+    return session.scalar(
+        select(Checkpoint.id)
+        .where(Checkpoint.run_id == run_id, Checkpoint.role == role, Checkpoint.stage == stage)
+        .order_by(Checkpoint.id.desc())
+    )

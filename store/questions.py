@@ -94,3 +94,26 @@ def accepted_training_questions(session: Session, run_id: int, round_id: int) ->
         .where(Question.split == "train")
         .order_by(Question.id)
     ).all()
+
+
+def round_outcomes(session: Session, round_id: int) -> list[Any]:
+    """(family, status, writer, reject_reason, r_q, answer, consensus_answer) of the round's training
+    questions (named columns)."""
+    return session.execute(
+        select(
+            Question.family,
+            Question.status,
+            Question.writer,
+            Question.reject_reason,
+            Question.r_q,
+            Question.answer,
+            Question.consensus_answer,
+        ).where(Question.round_id == round_id, Question.split == "train")
+    ).all()
+
+
+def video_outcomes(session: Session, run_id: int) -> list[Any]:
+    """(video_id, status, reject_reason) of every question of the run (named columns)."""
+    return session.execute(
+        select(Question.video_id, Question.status, Question.reject_reason).where(Question.run_id == run_id)
+    ).all()

@@ -340,3 +340,30 @@ def run_config_values(store: Store, run_id: int) -> dict[str, Any]:
     with store.session() as s:
         row = s.get(Run, run_id)
         return dict(row.config or {}) if row is not None else {}
+
+
+def run_names(session: Session) -> list[str]:
+    """The names of the runs in the store, oldest first."""
+    return list(session.scalars(select(Run.name).order_by(Run.id)))
+
+
+def round_row(session: Session, run_id: int, round_index: int):
+    """Round `round_index` of the run (its stages and curriculum), or None."""
+    from store.tables import Round
+
+    return session.scalar(select(Round).where(Round.run_id == run_id, Round.round_index == round_index))
+
+
+def run_video_rows(session: Session, run_id: int) -> list[tuple[int, str, str, float | None]]:
+    """(video id, split, path, duration) of the run's videos but its warm-up scenes, in id order."""
+    from store.tables import RunVideo, Video
+
+    return [
+        tuple(r)
+        for r in session.execute(
+            select(RunVideo.video_id, RunVideo.split, Video.path, Video.duration_s)
+            .join(Video, Video.id == RunVideo.video_id)
+            .where(RunVideo.run_id == run_id, RunVideo.split != "warmup")
+            .order_by(RunVideo.video_id)
+        )
+    ]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from store import StoreError
+from store import DatabaseError, StoreError
 from videozero.cli import db, iterate, mine, model, qa, question, warmup
 from videozero.cli.common import err_console
 from videozero.cli.eval import eval_command
@@ -40,7 +39,7 @@ def main() -> None:
     except (VideozeroError, StoreError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except SQLAlchemyError as exc:
+    except DatabaseError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         err_console.print(f"[bold red]error:[/] the store rejected the request ({reason}).", soft_wrap=True)
         sys.exit(1)

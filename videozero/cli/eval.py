@@ -41,14 +41,12 @@ def select_columns(columns: list, model: str, run: str) -> list:
 
 
 def _pick_run(session, run: str | None) -> tuple[int, str] | None:
-    from sqlalchemy import select
-
     from store.queries import run_id
-    from store.tables import Run
+    from store.runs import run_names
 
     if run is not None:
         return run_id(session, run), run
-    names = session.scalars(select(Run.name).order_by(Run.id)).all()
+    names = run_names(session)
     if len(names) > 1:
         raise VideozeroError(
             f"the store holds {len(names)} runs ({', '.join(names[:5])}): pick one with --run."

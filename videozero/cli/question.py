@@ -129,9 +129,7 @@ def _run(
     workdir: Path,
 ):
     """Create or find the run, mine and attach --videos, load the models, run the questioner phase."""
-    from sqlalchemy import select
-
-    from store.runs import attach_videos, run_by_name
+    from store.runs import attach_videos, run_by_name, run_names
     from store.tables import Run
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
@@ -146,7 +144,7 @@ def _run(
         row = run_by_name(s, run)
     if row is None and not videos:
         with store.session() as s:
-            names = ", ".join(s.scalars(select(Run.name)).all()) or "none"
+            names = ", ".join(run_names(s)) or "none"
         raise VideozeroError(f"run {run!r} is not in the store (runs: {names}): pass --videos to create it.")
     if row is None:
         with store.write() as s:

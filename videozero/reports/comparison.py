@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from store import Session
+from store.checkpoints import checkpoint_rows
 from store.metrics import read_metrics
-from store.tables import Checkpoint, Round
 from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
 
@@ -61,11 +60,7 @@ def checkpoint_label(stage: str, round_index: int | None, checkpoint_id: int) ->
 
 def run_columns(session: Session, run_id: int, role: str = "solver") -> list[Column]:
     """The run's checkpoints of `role` in training order: base, warm-up, then rounds by index."""
-    rows = session.execute(
-        select(Checkpoint.id, Checkpoint.stage, Round.round_index, Checkpoint.path)
-        .outerjoin(Round, Round.id == Checkpoint.round_id)
-        .where(Checkpoint.run_id == run_id, Checkpoint.role == role)
-    ).all()
+    rows = checkpoint_rows(session, run_id, role)
     rows.sort(
         key=lambda r: (STAGE_ORDER.get(r.stage, 3), r.round_index if r.round_index is not None else -1, r.id)
     )

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
-from sqlalchemy import select
 
-from store.tables import Question, Round, RunVideo, Video
+from store.questions import video_outcomes
+from store.runs import round_row, run_video_rows
 from videozero.errors import VideozeroError
 
 # Videos shorter than this are not reported when they get no question (a 2 s clip rarely can).
@@ -42,18 +42,9 @@ def video_coverage(
     """Every video of the run (and every input that could not be mined) with its question counts; a
     video of MIN_REPORTED_S or more without an accepted question gets the reason."""
     with store.session() as s:
-        videos = s.execute(
-            select(RunVideo.video_id, RunVideo.split, Video.path, Video.duration_s)
-            .join(Video, Video.id == RunVideo.video_id)
-            .where(RunVideo.run_id == run_id, RunVideo.split != "warmup")
-            .order_by(RunVideo.video_id)
-        ).all()
-        rows = s.execute(
-            select(Question.video_id, Question.status, Question.reject_reason).where(
-                Question.run_id == run_id
-            )
-        ).all()
-        first = s.scalar(select(Round).where(Round.run_id == run_id, Round.round_index == 0))
+        videos = run_video_rows(s, run_id)
+        rows = video_outcomes(s, run_id)
+        first = round_row(s, run_id, 0)
     mine = ((first.stages or {}) if first else {}).get("mine")
     errors = mine.get("errors", []) if isinstance(mine, dict) else []
     stored: Counter[int] = Counter(r.video_id for r in rows)

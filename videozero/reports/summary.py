@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
-from sqlalchemy import select
 
-from store.checkpoints import latest_solver
+from store import StoreError
+from store.checkpoints import latest_checkpoint_id, latest_solver
 from store.metrics import read_metrics
-from store.tables import Checkpoint, Question, Round, Run
+from store.questions import round_outcomes
+from store.runs import round_row
+from store.tables import Checkpoint, Run
 from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
 from videozero.reports.comparison import report_plot, report_table, run_report
@@ -48,21 +50,11 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
     """The stored figures of one round of a run."""
     with store.session() as s:
         run = s.get(Run, run_id)
-        rnd = s.scalar(select(Round).where(Round.run_id == run_id, Round.round_index == round_index))
+        rnd = round_row(s, run_id, round_index)
         out = RoundSummary(run.name if run else str(run_id), round_index)
         if rnd is None:
             return out
-        rows = s.execute(
-            select(
-                Question.family,
-                Question.status,
-                Question.writer,
-                Question.reject_reason,
-                Question.r_q,
-                Question.answer,
-                Question.consensus_answer,
-            ).where(Question.round_id == rnd.id, Question.split == "train")
-        ).all()
+        rows = round_outcomes(s, rnd.id)
         for r in rows:
             out.counts[r.family][r.status] += 1
         out.writes = write_figures(rows)
@@ -83,7 +75,7 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
     try:
         ckpt, path = latest_solver(store, run_id, round_index + 1)
         before, _ = latest_solver(store, run_id, round_index)
-    except VideozeroError:
+    except StoreError:  # no solver checkpoint yet
         return out
     out.checkpoint = "/".join(Path(path).parts[-2:])  # e.g. round-0/solver
     if start is not None and int(start) != before and round_index > 0:
@@ -92,11 +84,7 @@ def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
             "the last round's checkpoint"
         )
     with store.session() as s:
-        reference = s.scalar(
-            select(Checkpoint.id)
-            .where(Checkpoint.run_id == run_id, Checkpoint.role == "solver", Checkpoint.stage == "warmup")
-            .order_by(Checkpoint.id.desc())
-        )
+        reference = latest_checkpoint_id(s, run_id, "warmup")
         comparison = run_comparison(s, run_id, [ckpt], reference)
         out.validation_constant = run_comparison(s, run_id, [], None, "validation").baselines.get(
             "constant_accuracy"
@@ -163,7 +151,7 @@ def _validation_line(summary: RoundSummary) -> str:
 def learner_line(store, run_id: int) -> str:
     """What the learner stage measured of the questioner's warm-up, as one line ('' without one)."""
     with store.session() as s:
-        rnd = s.scalar(select(Round).where(Round.run_id == run_id, Round.round_index == 0))
+        rnd = round_row(s, run_id, 0)
     stage = ((rnd.stages or {}) if rnd else {}).get("learner")
     writes = stage.get("questioner_writes") if isinstance(stage, dict) else None
     if not isinstance(writes, dict) or not writes.get("writes"):

@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from store import Store
+from store import Session, Store
 from store.attempts import answered_pairs, greedy_answers, mode_results, question_rows
 from store.bulk import insert_attempts
 from store.checkpoints import VALIDATION_SPLIT, checkpoint_of, latest_solver

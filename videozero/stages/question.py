@@ -21,9 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from store import Store
+from store import Session, Store
 from store.bulk import insert_attempts, insert_questions
 from store.checkpoints import current_questioner, current_solver
 from store.questions import (
