@@ -268,7 +268,7 @@ def _batch(lm: LoadedModel, data: LabelledFrames, idx: np.ndarray, completions: 
 
 
 @torch.no_grad()
-def heldout_scores(
+def alignment_scores(
     lm: LoadedModel, data: LabelledFrames, idx: np.ndarray, batch_size: int = 16, choices: int = 8
 ) -> tuple[float, float]:
     """(exact, ranked): greedy answers equal to the pseudo-label, and the pseudo-label ranked first by mean
@@ -316,7 +316,7 @@ def align_projector(
     order = rng.permutation(len(data.labels))
     n_held = max(1, round(len(order) * heldout))
     held, train = order[:n_held], order[n_held:]
-    before = heldout_scores(lm, data, held) if evaluate else (math.nan, math.nan)
+    before = alignment_scores(lm, data, held) if evaluate else (math.nan, math.nan)
     model.requires_grad_(False)
     model.projector.requires_grad_(True)
     if model.projector.words is not None:  # the visual words keep their names' meaning: the cells learn
@@ -341,7 +341,7 @@ def align_projector(
             progress(step + 1, float(loss.detach()))
     model.eval()
     model.requires_grad_(True)
-    after = heldout_scores(lm, data, held) if evaluate else (math.nan, math.nan)
+    after = alignment_scores(lm, data, held) if evaluate else (math.nan, math.nan)
     return AlignmentReport(
         steps=steps,
         train_frames=len(train),
