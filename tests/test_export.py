@@ -107,3 +107,39 @@ def test_export_errors_leave_nothing_behind(populated: str, tmp_path: Path) -> N
         videozero("qa", "export", "--db", populated, "-o", str(tmp_path / "x.jsonl"), "--shape", "alpaca"),
         "Invalid value for '--shape'",
     )
+
+
+def test_verl_and_trl_rewards_on_exported_rows_equal_the_loops(populated: str, tmp_path: Path) -> None:
+    """The rows as verl and TRL get them, scored by their adapters, give the loop's own reward."""
+    from videozero.rewards import RewardWeights
+    from videozero.scoring import Label, score_completion
+    from videozero.solver.external_rewards import compute_score, trl_reward, trl_reward_with
+
+    verl = _export(populated, tmp_path, "verl", ".parquet")
+    trl = _export(populated, tmp_path, "trl", ".jsonl")
+    assert [r["extra_info"]["question_id"] for r in verl] == [r["question_id"] for r in trl]
+    for v, t in zip(verl, trl, strict=True):
+        label = json.loads(v["reward_model"]["ground_truth"])
+        assert (t["solution"], t["evidence"], t["answer_kind"]) == (
+            label["answer"],
+            label["evidence"],
+            label["answer_kind"],
+        )
+        right = t["completion"][0]["content"]  # the training target itself: full marks
+        wrong = "<think></think><evidence>[0.0, 0.1]</evidence><answer>zzz</answer>"
+        for text in (right, wrong, "no format at all"):
+            loop = score_completion(text, Label.from_export(label)).reward
+            got = compute_score(v["data_source"], text, v["reward_model"]["ground_truth"], v["extra_info"])
+            assert got["score"] == pytest.approx(loop.total)
+            assert (got["accuracy"], got["alignment"]) == pytest.approx((loop.accuracy, loop.alignment))
+            completion = [{"role": "assistant", "content": text}]
+            kwargs = {"evidence": [t["evidence"]], "answer_kind": [t["answer_kind"]]}
+            assert trl_reward([completion], [t["solution"]], **kwargs) == pytest.approx([loop.total])
+        assert compute_score(v["data_source"], right, label)["accuracy"] == 1.0
+    # TRL's reward at other weights; a ground truth that is not a label is refused in one sentence
+    no_alignment = trl_reward_with(RewardWeights(w_fmt=0.0, alpha=0.0))
+    first = trl[0]
+    kinds = {"answer_kind": [first["answer_kind"]]}
+    assert no_alignment([first["completion"][0]["content"]], [first["solution"]], **kinds) == [1.0]
+    with pytest.raises(Exception, match="not a label `videozero qa export` writes"):
+        compute_score("videozero/grounding", "B", "not json")

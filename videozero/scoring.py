@@ -11,6 +11,7 @@ values only: no model, no store.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,12 @@ class Label:
     duration: float | None = None
 
     @classmethod
+    def from_json(cls, value: Any) -> Label:
+        """The label of an exported row as a trainer hands it back: the JSON string `export` wrote (or
+        that JSON already decoded); a value that is not one is refused in one sentence."""
+        return cls.from_export(exported_label(value))
+
+    @classmethod
     def from_export(cls, data: Mapping[str, Any]) -> Label:
         """The label of an exported row (`export.to_shape`'s JSON label, decoded)."""
         spans = tuple((float(s), float(e)) for s, e in data.get("evidence") or [])
@@ -43,6 +50,26 @@ class Label:
             str(data.get("answer_kind") or "option"),
             None if duration is None else float(duration),
         )
+
+
+def exported_label(value: Any) -> dict[str, Any]:
+    """An exported row's label decoded (`export.to_shape` writes it as JSON), with its answer checked.
+
+    >>> exported_label('{"answer": "B", "evidence": [[1, 2]]}')["answer"]
+    'B'
+    """
+    data = value
+    if not isinstance(value, dict):
+        try:
+            data = json.loads(value)
+        except (TypeError, json.JSONDecodeError):
+            data = None
+    if not isinstance(data, dict) or data.get("answer") is None:
+        raise VideozeroError(
+            f"label {str(value)[:80]!r} is not a label `videozero qa export` writes (JSON with an answer): "
+            "export the data again."
+        )
+    return data
 
 
 @dataclass(frozen=True)

@@ -36,21 +36,6 @@ def weights_from_env() -> RewardWeights:
         raise VideozeroError(f"{WEIGHTS_ENV}={raw[:80]!r} is not JSON of RewardWeights fields.") from None
 
 
-def _label(ground_truth: Any) -> Label:
-    if isinstance(ground_truth, dict):
-        data = ground_truth
-    else:
-        try:
-            data = json.loads(ground_truth)
-        except (TypeError, json.JSONDecodeError):
-            raise VideozeroError(
-                f"ground truth {str(ground_truth)[:80]!r} is not the JSON label `videozero qa export` writes."
-            ) from None
-    if not isinstance(data, dict) or data.get("answer") is None:
-        raise VideozeroError(f"ground truth {str(ground_truth)[:80]!r} has no answer: export the data again.")
-    return Label.from_export(data)
-
-
 def compute_score(
     data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None
 ) -> dict[str, float]:
@@ -60,7 +45,7 @@ def compute_score(
     >>> compute_score("videozero/grounding", "<evidence>[2, 4]</evidence><answer>B</answer>", truth)["accuracy"]
     1.0
     """
-    reward = score_completion(solution_str, _label(ground_truth), weights_from_env()).reward
+    reward = score_completion(solution_str, Label.from_json(ground_truth), weights_from_env()).reward
     return {
         "score": reward.total,
         "format": reward.format,

@@ -11,12 +11,10 @@ Reward weights come from the environment variable VIDEOZERO_REWARD_WEIGHTS (JSON
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from videozero.errors import VideozeroError
 from videozero.rewards import RewardWeights, SolverReward
-from videozero.scoring import Label, score_completion
+from videozero.scoring import Label, exported_label, score_completion
 from videozero.solver.external_rewards import WEIGHTS_ENV, weights_from_env
 
 __all__ = ["WEIGHTS_ENV", "read_label", "response_of", "reward_func", "score_response", "weights_from_env"]
@@ -44,21 +42,7 @@ def response_of(query: str, prompt: str | None = None) -> str:
 
 def read_label(label: Any) -> dict[str, Any]:
     """A label as written by `dataset.openrlhf_row` (a JSON string or an already decoded dict)."""
-    if isinstance(label, dict):
-        data = label
-    else:
-        try:
-            data = json.loads(label)
-        except (TypeError, json.JSONDecodeError):
-            raise VideozeroError(
-                f"label {str(label)[:80]!r} is not the JSON this reward reads: export the dataset with "
-                "videozero.solver.openrlhf.dataset."
-            ) from None
-    if not isinstance(data, dict) or "answer" not in data:
-        raise VideozeroError(
-            f"label {str(label)[:80]!r} has no answer: export the dataset with videozero.solver.openrlhf.dataset."
-        )
-    return data
+    return exported_label(label)
 
 
 def score_response(response: str, label: dict[str, Any], weights: RewardWeights) -> SolverReward:
