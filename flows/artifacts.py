@@ -9,9 +9,9 @@ from pathlib import Path
 
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
-from videozero.reports.coverage import video_coverage
-from videozero.reports.summary import RoundSummary, round_markdown, round_rows, run_plot
+from videozero.reports.summary import RoundSummary, round_markdown, round_rows
 from videozero.run_config import RunConfig
+from videozero.stages.report import run_plot, video_coverage
 
 
 def _key(*parts: str) -> str:

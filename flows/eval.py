@@ -22,9 +22,10 @@ class EvalParams(BaseModel):
 @flow(name="videozero-eval", log_prints=True)
 def evaluate(params: EvalParams) -> dict:
     """Score every solver checkpoint of the run on its held-out questions; a markdown table and a plot."""
-    from videozero.reports.comparison import report_plot, run_columns, run_report
+    from videozero.reports.comparison import report_plot
     from videozero.run_config import RunConfig
     from videozero.stages.evaluate import evaluate_checkpoint
+    from videozero.stages.report import run_columns, run_report
     from videozero.stages.run import open_run_store, run_config_of, run_id_of
 
     logger = get_run_logger()

@@ -14,7 +14,6 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import publish_round
 from videozero.progress import StageProgress
-from videozero.reports.summary import round_summary
 from videozero.run_config import RunConfig
 from videozero.stages.curriculum import curriculum_stage
 from videozero.stages.evaluate import eval_stage, evaluate_checkpoint
@@ -23,6 +22,7 @@ from videozero.stages.learner import learner_stage
 from videozero.stages.mine import mine_stage
 from videozero.stages.question import question_stage
 from videozero.stages.questioner import questioner_stage
+from videozero.stages.report import round_summary
 from videozero.stages.run import Lease, open_run_store, rounds_done
 from videozero.stages.solver import solver_stage
 

@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_layers_and_store_access_hold() -> None:
-    """cli/flows -> reports -> stages -> run_config -> evaluation -> questioner -> solver -> models/evidence
-    -> video -> rewards/answer format, with no package cycle, and the store read and written only by the
-    stages, the reports and the CLI, and SQLAlchemy imported in store/ only."""
+    """cli/flows -> stages -> reports -> run_config -> evaluation -> questioner -> solver -> models/evidence
+    -> video -> rewards/answer format, with no package cycle, the store read and written only by the
+    stages and the CLI, and SQLAlchemy imported in store/ only."""
     lint = Path(sys.executable).with_name("lint-imports")
     done = subprocess.run(
         [str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
@@ -26,14 +26,14 @@ def test_layers_and_store_access_hold() -> None:
 
 
 def test_the_store_rule_has_no_exceptions() -> None:
-    """No module outside the stages, the reports and the CLI is let off the store rule."""
+    """No module outside the stages and the CLI is let off the store rule."""
     import tomllib
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     (store_rule,) = [c for c in config["contracts"] if c.get("forbidden_modules") == ["store"]]
     assert store_rule["forbidden_modules"] == ["store"]
     assert store_rule.get("ignore_imports", []) == []
-    assert "videozero.questioner" in store_rule["source_modules"]
+    assert {"videozero.questioner", "videozero.reports", "flows"} <= set(store_rule["source_modules"])
 
 
 def test_every_module_of_the_package_has_a_layer() -> None:

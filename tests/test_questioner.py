@@ -525,9 +525,10 @@ def test_a_long_video_without_questions_is_reported_with_each_familys_reason(min
     while a video with questions is not reported."""
     from videozero.questioner.families import family_support
     from videozero.questioner.round_config import QuestionerConfig
-    from videozero.reports.coverage import MIN_REPORTED_S, coverage_table, video_coverage
+    from videozero.reports.coverage import MIN_REPORTED_S, coverage_table
     from videozero.stages.heldout import ensure_heldout
     from videozero.stages.mine import mine_videos
+    from videozero.stages.report import video_coverage
 
     store, root, _, videos = mined
     still = tmp_path / "still.mp4"

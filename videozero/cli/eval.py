@@ -121,14 +121,8 @@ def eval_command(
     from store import StoreError, open_store
     from videozero.evaluation.benchmarks import BENCHMARKS, benchmark_items
     from videozero.models.source import check_model_source, offline
-    from videozero.reports.comparison import (
-        Column,
-        Report,
-        report_plot,
-        report_table,
-        run_columns,
-        run_report,
-    )
+    from videozero.reports.comparison import Column, Report, report_plot, report_table
+    from videozero.stages.report import run_columns, run_report
     from videozero.video.cache import VideoCache
 
     workdir = workdir or workdir_default()

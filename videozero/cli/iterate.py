@@ -128,14 +128,21 @@ def iterate(
 
 def show_run(config, seconds: float | None) -> None:
     """Every round's closing table, the checkpoints side by side, and where the plot is."""
-    from videozero.reports.coverage import coverage_table, video_coverage
-    from videozero.reports.summary import comparison_table, learner_line, round_summary, round_table, run_plot
+    from videozero.reports.coverage import coverage_table
+    from videozero.reports.summary import learner_line, round_table
+    from videozero.stages.report import (
+        comparison_table,
+        learner_writes,
+        round_summary,
+        run_plot,
+        video_coverage,
+    )
     from videozero.stages.run import open_run_store, run_id_of
 
     store = open_run_store(config)
     try:
         run_id = run_id_of(store, config.run_name)
-        line = learner_line(store, run_id)
+        line = learner_line(learner_writes(store, run_id))
         if line:
             console.print(line)
         for r in range(config.rounds):

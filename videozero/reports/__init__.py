@@ -1,3 +1,3 @@
-"""What a run shows its user, read from the store: the round tables and the run's plot (`summary`), every
-checkpoint's figures side by side (`comparison`), and the videos that got no question, with the reason
-(`coverage`)."""
+"""What a run shows its user, from plain objects (`stages.report` reads them from the store): the round
+tables (`summary`), every checkpoint's figures side by side and the run's plot (`comparison`), and the
+videos that got no question, with the reason (`coverage`)."""

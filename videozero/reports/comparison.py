@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
-from store import Session
-from store.checkpoints import checkpoint_rows
-from store.metrics import read_metrics
 from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
+from videozero.evaluation.heldout import HeldoutComparison
 
 STAGE_ORDER = {"base": 0, "warmup": 1, "grpo": 2}
 SPLIT_ORDER = {"heldout": 0, "validation": 1, "diagnostics": 2, "train": 3}
@@ -58,9 +57,10 @@ def checkpoint_label(stage: str, round_index: int | None, checkpoint_id: int) ->
     return f"{stage or 'checkpoint'} {checkpoint_id}"
 
 
-def run_columns(session: Session, run_id: int, role: str = "solver") -> list[Column]:
-    """The run's checkpoints of `role` in training order: base, warm-up, then rounds by index."""
-    rows = checkpoint_rows(session, run_id, role)
+def columns_of(rows: Sequence[Any]) -> list[Column]:
+    """Checkpoint rows (id, stage, round_index, path) as columns in training order: base, warm-up, then
+    rounds by index."""
+    rows = list(rows)
     rows.sort(
         key=lambda r: (STAGE_ORDER.get(r.stage, 3), r.round_index if r.round_index is not None else -1, r.id)
     )
@@ -109,17 +109,20 @@ class Report:
         return sorted(self.values, key=order)
 
 
-def run_report(
-    session: Session, run_id: int, run_name: str, extra: Sequence[tuple[Column, Mapping[Key, float]]] = ()
+def build_report(
+    run_name: str,
+    columns: Sequence[Column],
+    metrics: Sequence[Any],
+    comparison: Callable[[list[int], int | None], HeldoutComparison],
+    extra: Sequence[tuple[Column, Mapping[Key, float]]] = (),
 ) -> Report:
-    """The stored figures of every checkpoint of the run that has any, plus `extra` models evaluated
-    outside the run (shown in their own columns, not stored)."""
-    from videozero.stages.evaluate import run_comparison
-
-    columns = run_columns(session, run_id)
+    """The report of a run from its checkpoint columns and stored metrics (`checkpoint_id`, `split`,
+    `name`, `value`): the columns that have figures, the warm-up (else the base) as the reference, the
+    held-out baselines and paired changes from `comparison(checkpoint ids, reference id)`, plus `extra`
+    models evaluated outside the run (shown in their own columns, not stored)."""
     label = {c.checkpoint_id: c.label for c in columns}
     values: dict[Key, dict[str, float]] = {}
-    for m in read_metrics(session, run_id):
+    for m in metrics:
         if m.checkpoint_id in label:
             values.setdefault((m.split, m.name), {})[label[m.checkpoint_id]] = m.value
     used = {lab for per in values.values() for lab in per}
@@ -128,9 +131,7 @@ def run_report(
     ref = next((c for c in shown if c.stage == "warmup" and c.label in heldout), None) or next(
         (c for c in shown if c.stage == "base" and c.label in heldout), None
     )
-    comparison = run_comparison(
-        session, run_id, [c.checkpoint_id for c in shown], ref.checkpoint_id if ref else None
-    )
+    compared = comparison([c.checkpoint_id for c in shown], ref.checkpoint_id if ref else None)
     for column, figures in extra:
         shown.append(column)
         for key, value in figures.items():
@@ -139,9 +140,9 @@ def run_report(
         run_name,
         shown,
         values,
-        baselines=comparison.baselines,
+        baselines=compared.baselines,
         reference=ref.label if ref else None,
-        changes={label[cid]: ch for cid, ch in comparison.changes.items() if cid in label},
+        changes={label[cid]: ch for cid, ch in compared.changes.items() if cid in label},
     )
 
 

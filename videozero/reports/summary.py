@@ -1,6 +1,7 @@
-"""What a round did, read back from the store: questions by family, held-out figures, the paper's
-diagnostics, curriculum levels and their reasons, seconds per stage. Shown as the closing table of
-`videozero iterate`, as Prefect artifacts (rows and markdown), and as the run's plot."""
+"""What a round did (read back from the store by `stages.report.round_summary`): questions by family,
+held-out figures, the paper's diagnostics, curriculum levels and their reasons, seconds per stage. Shown
+as the closing table of `videozero iterate`, as Prefect artifacts (rows and markdown), and as the run's
+plot."""
 
 from __future__ import annotations
 
@@ -11,18 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from store import StoreError
-from store.checkpoints import latest_checkpoint_id, latest_solver
-from store.metrics import read_metrics
-from store.questions import round_outcomes
-from store.runs import round_row
-from store.tables import Checkpoint, Run
-from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
-from videozero.reports.comparison import report_plot, report_table, run_report
-from videozero.run_config import RunConfig
-from videozero.stages.evaluate import run_comparison
-from videozero.stages.run import open_run_store, run_id_of
 
 
 @dataclass
@@ -44,63 +34,6 @@ class RoundSummary:
     validation_constant: float | None = None
     started_from: str = ""
     start_note: str = ""
-
-
-def round_summary(store, run_id: int, round_index: int) -> RoundSummary:
-    """The stored figures of one round of a run."""
-    with store.session() as s:
-        run = s.get(Run, run_id)
-        rnd = round_row(s, run_id, round_index)
-        out = RoundSummary(run.name if run else str(run_id), round_index)
-        if rnd is None:
-            return out
-        rows = round_outcomes(s, rnd.id)
-        for r in rows:
-            out.counts[r.family][r.status] += 1
-        out.writes = write_figures(rows)
-        for name, value in (rnd.stages or {}).items():
-            if isinstance(value, dict):
-                out.seconds[name] = float(value.get("seconds", 0.0) or 0.0)
-                out.stage_status[name] = str(value.get("status", ""))
-        cur = rnd.curriculum or {}
-        for family, state in (cur.get("families") or {}).items():
-            out.levels[family] = int(state.get("level", 0))
-            out.reasons[family] = str(state.get("reason", ""))
-        metrics = read_metrics(s, run_id)
-        solver = (rnd.stages or {}).get("solver")
-        start = solver.get("from") if isinstance(solver, dict) else None
-        if start is not None:
-            row = s.get(Checkpoint, int(start))
-            out.started_from = _checkpoint_name(row.path, row.stage) if row else str(start)
-    try:
-        ckpt, path = latest_solver(store, run_id, round_index + 1)
-        before, _ = latest_solver(store, run_id, round_index)
-    except StoreError:  # no solver checkpoint yet
-        return out
-    out.checkpoint = "/".join(Path(path).parts[-2:])  # e.g. round-0/solver
-    if start is not None and int(start) != before and round_index > 0:
-        out.start_note = (
-            f"started from {out.started_from}, which scored higher on the validation questions than "
-            "the last round's checkpoint"
-        )
-    with store.session() as s:
-        reference = latest_checkpoint_id(s, run_id, "warmup")
-        comparison = run_comparison(s, run_id, [ckpt], reference)
-        out.validation_constant = run_comparison(s, run_id, [], None, "validation").baselines.get(
-            "constant_accuracy"
-        )
-    out.constants = comparison.baselines
-    out.changes = comparison.changes.get(ckpt, {})
-    for m in metrics:
-        if m.checkpoint_id != ckpt:
-            continue
-        if m.split == "heldout":
-            out.heldout[m.name] = m.value
-        elif m.split == "validation":
-            out.validation[m.name] = m.value
-        elif m.split == "diagnostics" and m.round_id == rnd.id:
-            out.diagnostics[m.name] = m.value
-    return out
 
 
 def write_figures(rows) -> dict[str, float]:
@@ -132,7 +65,7 @@ def _writes_line(summary: RoundSummary) -> str:
     return line
 
 
-def _checkpoint_name(path: str, stage: str) -> str:
+def checkpoint_name(path: str, stage: str) -> str:
     """round-0/solver for a round's checkpoint, else its stage (warmup, base)."""
     return "/".join(Path(path).parts[-2:]) if stage == "grpo" else stage
 
@@ -148,12 +81,9 @@ def _validation_line(summary: RoundSummary) -> str:
     return line + (f"; {summary.start_note}" if summary.start_note else "")
 
 
-def learner_line(store, run_id: int) -> str:
-    """What the learner stage measured of the questioner's warm-up, as one line ('' without one)."""
-    with store.session() as s:
-        rnd = round_row(s, run_id, 0)
-    stage = ((rnd.stages or {}) if rnd else {}).get("learner")
-    writes = stage.get("questioner_writes") if isinstance(stage, dict) else None
+def learner_line(writes: dict[str, float] | None) -> str:
+    """What the learner stage measured of the questioner's warm-up (`stages.report.learner_writes`), as
+    one line ('' without one)."""
     if not isinstance(writes, dict) or not writes.get("writes"):
         return ""
     return (
@@ -298,29 +228,3 @@ def round_markdown(summary: RoundSummary) -> str:
         "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in summary.seconds.items()),
     ]
     return "\n".join(lines)
-
-
-def run_plot(config: RunConfig) -> Path | None:
-    """The run's figures per checkpoint as a PNG under the run directory (None before any figure)."""
-    store = open_run_store(config)
-    try:
-        run_id = run_id_of(store, config.run_name)
-        with store.session() as s:
-            report = run_report(s, run_id, config.run_name)
-        try:
-            return report_plot(report, config.run_dir / "metrics.png")
-        except VideozeroError:
-            return None
-    finally:
-        store.dispose()
-
-
-def comparison_table(config: RunConfig) -> Table:
-    """Held-out figures of the base, warmed-up and per-round checkpoints side by side."""
-    store = open_run_store(config)
-    try:
-        with store.session() as s:
-            report = run_report(s, run_id_of(store, config.run_name), config.run_name)
-        return report_table(report)
-    finally:
-        store.dispose()

@@ -10,8 +10,9 @@ evaluation and the paper's diagnostics), `curriculum` (levels and mix of the nex
 
 Every stage takes the run's config and ids, reads its inputs from the store and records its status and
 seconds in `rounds.stages` (`run.stage_record`); a stage already 'done' is skipped, so a killed run
-resumes where it stopped. The stages are the only code outside `store/` that opens store sessions:
-the questioner, solver and evaluation packages take and return plain objects.
+resumes where it stopped. The stages are the only code outside `store/` (and the CLI's query commands)
+that opens store sessions: the questioner, solver, evaluation and reports packages take and return plain
+objects; `report` reads back what a run shows.
 """
 
 ROUND_STAGES = ("question", "solver", "questioner", "eval", "curriculum")

@@ -272,7 +272,7 @@ def verify_round(
     return done
 
 
-def round_summary(store: Store, round_id: int) -> RoundQuestions:
+def round_question_counts(store: Store, round_id: int) -> RoundQuestions:
     """Counts of the round's questions by family and status, and rejection reasons."""
     out = RoundQuestions(round_id)
     with store.session() as s:
@@ -322,6 +322,6 @@ def question_round(
     t = time.perf_counter()
     verify_round(store, engine, run_id, round_id, checkpoint_id, config, cache_dir, step("verify"))
     seconds["verify"] = time.perf_counter() - t
-    summary = round_summary(store, round_id)
+    summary = round_question_counts(store, round_id)
     summary.seconds = seconds
     return summary
