@@ -37,13 +37,11 @@ def evaluate(params: EvalParams) -> dict:
         if stored is not None:  # the run's own settings; this store and work directory
             config = stored.model_copy(update={"workdir": params.workdir, "db": params.db})
         config.eval.limit = params.limit
-        with store.session() as s:
-            columns = run_columns(s, run_id)
+        columns = run_columns(store, run_id)
         for c in columns:
             figures = evaluate_checkpoint(config, run_id, c.checkpoint_id)
             logger.info("%s: accuracy %s, mIoU %s", c.label, figures.get("accuracy"), figures.get("mIoU"))
-        with store.session() as s:
-            report = run_report(s, run_id, params.run_name)
+        report = run_report(store, run_id, params.run_name)
     finally:
         store.dispose()
     lines = [

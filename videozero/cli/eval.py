@@ -170,8 +170,8 @@ def eval_command(
     if store is not None:
         with store.session() as session:
             picked = _pick_run(session, run)
-            if picked is not None:
-                columns = run_columns(session, picked[0])
+        if picked is not None:
+            columns = run_columns(store, picked[0])
     if _is_reference(model):
         if picked is None:
             raise VideozeroError(
@@ -200,8 +200,7 @@ def eval_command(
             extra.append((target, figures_here))
 
     if picked is not None:
-        with store.session() as session:
-            report = run_report(session, picked[0], picked[1], extra)
+        report = run_report(store, picked[0], picked[1], extra)
         name = picked[1]
     else:
         report = Report("", [c for c, _ in extra], {})

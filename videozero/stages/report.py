@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from store import Session, Store, StoreError
+from store import Store, StoreError
 from store.checkpoints import checkpoint_rows, latest_checkpoint_id, latest_solver
 from store.metrics import read_metrics
 from store.questions import round_outcomes, video_outcomes
@@ -36,23 +36,25 @@ from videozero.stages.evidence import load_video_evidence
 from videozero.stages.run import open_run_store, run_id_of
 
 
-def run_columns(session: Session, run_id: int, role: str = "solver") -> list[Column]:
+def run_columns(store: Store, run_id: int, role: str = "solver") -> list[Column]:
     """The run's checkpoints of `role` in training order: base, warm-up, then rounds by index."""
-    return columns_of(checkpoint_rows(session, run_id, role))
+    with store.session() as s:
+        return columns_of(checkpoint_rows(s, run_id, role))
 
 
 def run_report(
-    session: Session, run_id: int, run_name: str, extra: Sequence[tuple[Column, Mapping[Key, float]]] = ()
+    store: Store, run_id: int, run_name: str, extra: Sequence[tuple[Column, Mapping[Key, float]]] = ()
 ) -> Report:
     """The stored figures of every checkpoint of the run that has any, plus `extra` models evaluated
     outside the run (shown in their own columns, not stored)."""
-    return build_report(
-        run_name,
-        run_columns(session, run_id),
-        read_metrics(session, run_id),
-        lambda ids, reference: run_comparison(session, run_id, ids, reference),
-        extra,
-    )
+    with store.session() as s:
+        return build_report(
+            run_name,
+            columns_of(checkpoint_rows(s, run_id, "solver")),
+            read_metrics(s, run_id),
+            lambda ids, reference: run_comparison(s, run_id, ids, reference),
+            extra,
+        )
 
 
 def learner_writes(store: Store, run_id: int) -> dict[str, float] | None:
@@ -126,8 +128,7 @@ def run_plot(config: RunConfig) -> Path | None:
     store = open_run_store(config)
     try:
         run_id = run_id_of(store, config.run_name)
-        with store.session() as s:
-            report = run_report(s, run_id, config.run_name)
+        report = run_report(store, run_id, config.run_name)
         try:
             return report_plot(report, config.run_dir / "metrics.png")
         except VideozeroError:
@@ -140,8 +141,7 @@ def comparison_table(config: RunConfig) -> Table:
     """Held-out figures of the base, warmed-up and per-round checkpoints side by side."""
     store = open_run_store(config)
     try:
-        with store.session() as s:
-            report = run_report(s, run_id_of(store, config.run_name), config.run_name)
+        report = run_report(store, run_id_of(store, config.run_name), config.run_name)
         return report_table(report)
     finally:
         store.dispose()
