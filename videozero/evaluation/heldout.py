@@ -2,11 +2,11 @@
 `answer_questions` asks and scores, `heldout_metrics` / `paired_diagnostics` compute the figures. The
 evaluation stage (`stages.evaluate`) reads the questions and stored answers and writes attempts and metrics.
 
-- `evaluate_heldout`: one greedy answer per held-out question of a run (questions with split 'heldout',
+- `stages.evaluate.evaluate_heldout`: one greedy answer per held-out question of a run (questions with split 'heldout',
   from videos never used for training), stored as `attempts` of the checkpoint (mode full; a question
   already answered by that checkpoint is not asked again), then accuracy, mean temporal IoU, R1@0.3/0.5/0.7
   and format rate, overall and per family, stored as `metrics` (split 'heldout').
-- `probe_round` / `diagnostics`: the round's accepted questions answered with the whole video, blind,
+- `stages.evaluate.probe_round` / `diagnostics`: the round's accepted questions answered with the whole video, blind,
   with the evidence frames blanked, with only the evidence frames, and with only a random span of the
   evidence's length; from those attempts, video dependency (full - blind), key necessity
   (full - masked) and key specificity (key_only - random_span), each over the questions answered in both
