@@ -13,6 +13,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import publish_round
+from store import StoreError
+from videozero.errors import VideozeroError
 from videozero.progress import StageProgress
 from videozero.run_config import RunConfig
 from videozero.stages.curriculum import curriculum_stage
@@ -20,6 +22,7 @@ from videozero.stages.evaluate import eval_stage, evaluate_checkpoint
 from videozero.stages.heldout import heldout_stage
 from videozero.stages.learner import learner_stage
 from videozero.stages.mine import mine_stage
+from videozero.stages.preflight import check_run_inputs
 from videozero.stages.question import question_stage
 from videozero.stages.questioner import questioner_stage
 from videozero.stages.report import round_summary
@@ -30,7 +33,15 @@ from videozero.stages.solver import solver_stage
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(name="mine", retries=1, retry_delay_seconds=5, **TASK)
+def retry_unless_bad_input(task, task_run, state) -> bool:
+    """Retry a failed task unless it failed on bad input or a refused store (another try says the same)."""
+    return not isinstance(getattr(state, "data", None), VideozeroError | StoreError)
+
+
+RETRY = {"retries": 1, "retry_delay_seconds": 5, "retry_condition_fn": retry_unless_bad_input}
+
+
+@task(name="mine", **RETRY, **TASK)
 def mine_task(config: RunConfig, run_id: int) -> dict:
     return mine_stage(config, run_id, StageProgress(get_run_logger().info))
 
@@ -45,7 +56,7 @@ def heldout_task(config: RunConfig, run_id: int) -> int:
     return heldout_stage(config, run_id)
 
 
-@task(name="evaluate checkpoint", retries=1, retry_delay_seconds=5, **TASK)
+@task(name="evaluate checkpoint", **RETRY, **TASK)
 def evaluate_task(config: RunConfig, run_id: int, checkpoint_id: int) -> dict:
     return evaluate_checkpoint(config, run_id, checkpoint_id)
 
@@ -78,7 +89,7 @@ def questioner_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return questioner_stage(config, run_id, round_index)
 
 
-@task(name="evaluate round", retries=1, retry_delay_seconds=5, **TASK)
+@task(name="evaluate round", **RETRY, **TASK)
 def eval_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return eval_stage(config, run_id, round_index)
 
@@ -119,6 +130,7 @@ def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
 def iterate(config: RunConfig) -> dict:
     """Run (or resume) `config.rounds` rounds of the Video-Zero loop on `config.videos`."""
     logger = get_run_logger()
+    check_run_inputs(config)  # a launch from the UI is checked as the CLI checks it
     store = open_run_store(config)
     lease = Lease(store, config)
     status = "failed"

@@ -22,6 +22,12 @@ VALIDATION_SPLIT = "validation"
 """The metric split of the run's validation questions (training videos), on which checkpoints are chosen."""
 
 
+def stored_path(path: str | Path) -> str:
+    """`path` as stored: absolute when it is a local file or directory, unchanged otherwise (a hub id)."""
+    local = Path(path).expanduser()
+    return str(local.absolute()) if local.exists() else str(path)
+
+
 def checkpoint_row(
     store: Store,
     path: str | Path,
@@ -31,7 +37,11 @@ def checkpoint_row(
     round_id: int | None = None,
     base_model: str | Path | None = None,
 ) -> int:
-    """The id of the checkpoint row for directory `path` at `stage` in `role` of the run, created once."""
+    """The id of the checkpoint row for directory `path` at `stage` in `role` of the run, created once.
+
+    Local directories are stored as absolute paths, so the store still finds them when it is used from
+    another directory; a hub id is stored as given."""
+    path, base_model = stored_path(path), stored_path(base_model) if base_model is not None else None
     with store.write() as s:
         found = s.scalar(
             select(Checkpoint.id).where(

@@ -14,12 +14,12 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from store.engine import Store
 from store.errors import StoreError
-from store.tables import Run, utcnow
+from store.tables import Checkpoint, Question, Round, Run, RunVideo, utcnow
 
 LEASE_TIMEOUT = timedelta(seconds=90)
 
@@ -131,6 +131,22 @@ def release_run(store: Store, run_id: int, status: str, owner: str | None = None
                 finished_at=utcnow() if status == "finished" else None,
             )
         )
+
+
+def discard_empty_run(store: Store, run_id: int, owner: str | None = None) -> bool:
+    """Delete the run (and its round rows) if it holds nothing yet: no videos attached, no questions, no
+    checkpoints. A first attempt that failed on its inputs leaves no row behind; True if it was deleted."""
+    owner = owner or this_owner()
+    with store.write() as s:
+        run = s.get(Run, run_id)
+        if run is None or (run.owner not in (None, owner)):
+            return False
+        for table in (RunVideo, Question, Checkpoint):
+            if s.scalar(select(table.id).where(table.run_id == run_id).limit(1)) is not None:
+                return False
+        s.execute(delete(Round).where(Round.run_id == run_id))
+        s.delete(run)
+    return True
 
 
 def run_by_name(session: Session, name: str) -> Run | None:

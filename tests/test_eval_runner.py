@@ -382,3 +382,28 @@ def test_videozero_eval_refuses_bad_input_in_one_sentence(
     assert_one_sentence_error(
         videozero("eval", "--model", "all", "--db", f"sqlite:///{tmp_path / 'none.db'}"), "No store at"
     )
+
+
+def test_a_model_from_outside_the_run_is_scored_on_its_heldout_questions(
+    rounds_store: dict, tmp_path: Path
+) -> None:
+    """`eval --model DIR --run R` with a directory that is none of R's checkpoints scores it on R's held-out
+    questions with R's settings, stores it beside R's checkpoints (never trained from) and shows it."""
+    from store.checkpoints import latest_solver
+    from videozero.models.tiny_qwen import build_tiny_qwen
+
+    outside = build_tiny_qwen(tmp_path / "outside-model", seed=3)
+    before = latest_solver(rounds_store["store"], rounds_store["run_id"], 2)
+    proc = videozero(
+        "eval", "--model", str(outside), "--run", "two-rounds", "--db", rounds_store["url"],
+        "--max-frames", "8", "--short-side", "64", "--max-new-tokens", "24", "--workdir", str(tmp_path / "work"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if "figure" in line)
+    assert "outside-model" in header and "round 1" in header
+    with open_store(rounds_store["url"], create=False).session() as s:
+        row = s.scalars(select(Checkpoint).where(Checkpoint.stage == "external")).one()
+        splits = set(s.scalars(select(Metric.split).where(Metric.checkpoint_id == row.id)))
+    assert row.run_id == rounds_store["run_id"] and Path(row.path) == outside.absolute()
+    assert splits == {"heldout"}
+    assert latest_solver(rounds_store["store"], rounds_store["run_id"], 2) == before

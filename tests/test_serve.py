@@ -124,3 +124,31 @@ def test_served_iterate_deployment_runs_a_round_and_publishes_artifacts(tmp_path
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, 9)
+
+
+@pytest.mark.slow
+def test_serve_on_its_own_port_points_the_ui_there_and_stops_on_sigterm(tmp_path):
+    """`serve --port P` with no server configured starts one whose UI talks to port P's API, and SIGTERM
+    stops serve and that server within a few seconds."""
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    env.pop("PREFECT_API_URL", None)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "videozero.cli.app", "serve", "--port", str(port), "--workdir", str(tmp_path),
+         "--preset", "smoke"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait(lambda: len(_api(f"{url}/api", "/deployments/filter", {})) >= 3, 240, "the deployments", serve)
+        assert _api(url, "/ui-settings")["api_url"] == f"{url}/api"
+        serve.send_signal(15)
+        started = time.monotonic()
+        out, _ = serve.communicate(timeout=20)
+        assert time.monotonic() - started < 12, out
+        assert "Traceback" not in out, out
+        with pytest.raises(OSError):  # the local server went with it
+            urllib.request.urlopen(f"{url}/api/health", timeout=2)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, 9)

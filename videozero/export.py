@@ -105,9 +105,16 @@ def write_export(rows: Iterable[dict[str, Any]], path: Path, shape: str, label_m
         raise VideozeroError(
             f"Cannot tell the export format from '{path.name}': name the file .jsonl or .parquet."
         )
+    if path.is_dir():
+        raise VideozeroError(f"{path} is a directory: give a file name ending in .jsonl or .parquet.")
     records = [to_shape(r, shape, label_mode) for r in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise VideozeroError(
+            f"cannot write the export next to {path} ({exc.strerror}): choose a writable directory."
+        ) from None
     os.close(fd)
     try:
         if suffix == ".jsonl":
@@ -117,6 +124,12 @@ def write_export(rows: Iterable[dict[str, Any]], path: Path, shape: str, label_m
         else:
             _write_parquet(records, Path(tmp))
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise VideozeroError(
+            f"writing the export to {path} failed ({exc.strerror}); nothing was written: free space or "
+            "choose another path."
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

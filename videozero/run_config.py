@@ -7,11 +7,12 @@ a YAML file (`--config`) and command-line flags override them, in that order (`l
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from videozero.curriculum import CurriculumConfig
 from videozero.errors import VideozeroError
@@ -23,6 +24,18 @@ from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.warmup_config import WarmupConfig
 
 PRESETS = ("default", "smoke")
+
+RUN_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters"
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_name(name: str) -> str:
+    """`name` if it is a safe run name (it names a directory under `<workdir>/runs`, so it is data, never
+    a path: no '/', '..', leading dot, control characters or spaces); else a VideozeroError saying so."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        shown = repr(name[:60] + ("..." if len(name) > 60 else "")) if isinstance(name, str) else repr(name)
+        raise VideozeroError(f"run name {shown} is not allowed: use {RUN_NAME_RULE}.")
+    return name
 
 
 class LearnerConfig(BaseModel):
@@ -76,7 +89,13 @@ class EvalSettings(BaseModel):
 class RunConfig(BaseModel):
     """Everything a run of `videozero iterate` needs; stored with the run."""
 
-    run_name: str = Field("default", min_length=1, max_length=200, description="resume a run by its name")
+    run_name: str = Field(
+        "default",
+        min_length=1,
+        max_length=100,
+        description=f"resume a run by its name ({RUN_NAME_RULE})",
+        json_schema_extra={"pattern": f"^{_RUN_NAME.pattern}$"},  # the UI form checks it too
+    )
     rounds: int = Field(2, ge=1, le=100, description="rounds to reach (a resumed run continues)")
     videos: list[str] = Field(
         default_factory=list, description="videos or folders (empty: the embedded samples)"
@@ -116,13 +135,28 @@ class RunConfig(BaseModel):
             return _merge(preset_values(str(data.get("preset", "default"))), data)
         return data
 
+    @field_validator("run_name", mode="before")
+    @classmethod
+    def _safe_run_name(cls, name: Any) -> str:
+        try:
+            return check_run_name(name)
+        except VideozeroError as exc:
+            raise ValueError(str(exc)) from None
+
     @property
     def workdir_path(self) -> Path:
-        return Path(self.workdir)
+        """The work directory as an absolute path: what is stored from it (checkpoint directories) still
+        points to the same place when the store is used from another directory."""
+        return Path(self.workdir).expanduser().absolute()
 
     @property
     def run_dir(self) -> Path:
-        return self.workdir_path / "runs" / self.run_name
+        """`<workdir>/runs/<run name>`: always inside the work directory (the name is checked)."""
+        runs = self.workdir_path / "runs"
+        path = runs / check_run_name(self.run_name)
+        if path.resolve().parent != runs.resolve():
+            raise VideozeroError(f"run directory {path} resolves outside {runs}: remove the link there.")
+        return path
 
 
 def preset_values(name: str) -> dict[str, Any]:
@@ -247,9 +281,8 @@ def load_run_config(preset: str = "default", file: str | Path | None = None, **o
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise VideozeroError(
-            f"invalid setting {where}: {first['msg']} (check --config and the flags)."
-        ) from None
+        message = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
+        raise VideozeroError(f"invalid setting {where}: {message} (check --config and the flags).") from None
 
 
 def verify_settings(config: RunConfig) -> VerifyConfig:

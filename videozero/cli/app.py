@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from store import DatabaseError, StoreError
 from videozero.cli import db, iterate, mine, model, qa, question, warmup
@@ -37,15 +38,24 @@ def main() -> None:
     try:
         app()
     except (VideozeroError, StoreError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        fail(str(exc))
     except DatabaseError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        err_console.print(f"[bold red]error:[/] the store rejected the request ({reason}).", soft_wrap=True)
-        sys.exit(1)
+        reason = (str(getattr(exc, "orig", exc)).strip().splitlines() or ["no reason given"])[0]
+        fail(f"the store rejected the request ({reason}).")
+    except OSError as exc:  # the system refused a file or a socket nothing above named
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(
+            f"the system refused{where}: {exc.strerror or exc} (check the path, its permissions and free space)."
+        )
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        err_console.print("[yellow]interrupted[/]", markup=True)
         sys.exit(130)
+
+
+def fail(sentence: str) -> None:
+    """Print `sentence` as the one red error line (paths and names in it are text, never markup); exit 1."""
+    err_console.print(f"[bold red]error:[/] {escape(sentence)}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from rich.console import Console
 from store import Store, default_url, open_store
 from videozero.workdir import workdir_default
 
-console = Console()
-err_console = Console(stderr=True)
+# Paths, names, questions and model output are printed as text: a "[/x]" in them is never rich markup
+# (our own styling uses rich.text.Text or `markup=True` with the data escaped).
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 
 def resolve_db(db: str | None, workdir: Path | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
 from store import display_url
 from store.engine import create_store_engine, current_revision, head_revision, open_store
@@ -16,7 +17,7 @@ def upgrade(db: DbOption = None) -> None:
     """Create the store if needed and apply every migration up to the newest schema."""
     url = resolve_db(db)
     store = open_store(url)
-    console.print(f"[green]store at {display_url(url)} is at schema revision {head_revision()}[/]")
+    console.print(Text(f"store at {display_url(url)} is at schema revision {head_revision()}", style="green"))
     store.dispose()
 
 

@@ -185,6 +185,13 @@ def eval_command(
             if c.path and Path(c.path).expanduser().resolve() == Path(model).expanduser().resolve()
         ]
         targets = same[-1:] or [Column(Path(model).name or model, None, "", None, model)]
+        if not same and picked is not None and heldout:
+            # a model from outside the run is scored on the run's held-out questions with the run's
+            # settings and stored beside its checkpoints (stage 'external': never trained from)
+            from store.checkpoints import checkpoint_row
+
+            cid = checkpoint_row(store, model, "external", run_id=picked[0])
+            targets = [Column(Path(model).name or model, cid, "external", None, model)]
     if benchmark is None and (picked is None or not heldout):
         raise VideozeroError("nothing to evaluate: pass --benchmark NAME, or --run with held-out questions.")
     config = _settings(store, picked, heldout, given, batch_size, limit)
@@ -261,10 +268,6 @@ def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache
             with console.status(f"{target.label}: diagnostics on the round's accepted questions"):
                 if not probe_round(engine, store, picked[0], round_id, cid, config, cache):
                     notes.append(f"{target.label} has no accepted questions in its round: no diagnostics.")
-    elif cid is None and picked is not None and heldout:
-        notes.append(
-            f"{target.path} is not a checkpoint of run {picked[1]}: only the benchmark is scored, and not stored."
-        )
     if benchmark is not None:
         items, summary, reader_notes = read
         with console.status(f"{target.label}: {benchmark}"):

@@ -68,13 +68,6 @@ def iterate(
 
     if preset not in ("default", "smoke"):
         raise VideozeroError(f"unknown preset {preset!r}: use default or smoke.")
-    if videos:
-        missing = [str(p) for p in videos if not p.exists()]
-        if len(missing) == len(videos):
-            raise VideozeroError(f"none of the videos exist ({', '.join(missing)}): check --videos.")
-    for p in heldout_videos or []:
-        if not p.exists():
-            raise VideozeroError(f"held-out video {p} does not exist: check --heldout-videos.")
     overrides: dict = {
         "rounds": rounds,
         "run_name": run_name,
@@ -90,7 +83,10 @@ def iterate(
     if model:
         config.learner.model = model
     from store.runs import check_claimable, run_by_name
+    from videozero.stages.preflight import check_run_inputs
     from videozero.stages.run import open_run_store, rounds_done
+
+    check_run_inputs(config)  # before the run's row exists or anything is mined
 
     store = open_run_store(config)
     try:
@@ -106,8 +102,9 @@ def iterate(
         show_run(config, None)
         return
     prefect_defaults()
-    # The console shows videozero's own bars and tables; Prefect's run logs still reach its UI.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # The console shows videozero's own bars, tables and one closing sentence; Prefect's run logs (a
+    # failed task's traceback included) still reach its UI and its database.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     started = time.perf_counter()
     from flows.iterate import iterate as iterate_flow
     from videozero.progress import console_bars
@@ -120,10 +117,25 @@ def iterate(
 
         if isinstance(exc, VideozeroError | StoreError):
             raise
+        log = write_error_log(config.run_dir, exc)
         raise VideozeroError(
-            f"the run stopped: {type(exc).__name__}: {exc} (rerun the same command to resume)."
+            f"the run stopped: {type(exc).__name__}: {exc} (the traceback is in {log}; rerun the same "
+            "command to resume)."
         ) from exc
     show_run(config, time.perf_counter() - started)
+
+
+def write_error_log(run_dir: Path, exc: BaseException) -> Path:
+    """Append `exc`'s traceback to `<run_dir>/errors.log` (the console gets one sentence); its path."""
+    import datetime
+    import traceback
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "errors.log"
+    with log.open("a", encoding="utf-8") as f:
+        f.write(f"--- {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}\n")
+        f.write("".join(traceback.format_exception(exc)))
+    return log
 
 
 def show_run(config, seconds: float | None) -> None:
@@ -177,19 +189,55 @@ def start_local_server(port: int, timeout: float = 120.0) -> subprocess.Popen:
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        # the UI in the browser talks to this server's API, not the default port's
+        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": url},
+        start_new_session=True,  # stopped as a group: the server and the workers it starts
     )
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise VideozeroError(
-                f"the Prefect server exited at start (code {proc.returncode}): is port {port} in use?"
-            )
-        if _server_healthy(url):
-            return proc
-        time.sleep(1)
-    proc.terminate()
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise VideozeroError(
+                    f"the Prefect server exited at start (code {proc.returncode}): is port {port} in use?"
+                )
+            if _server_healthy(url):
+                return proc
+            time.sleep(1)
+    except BaseException:
+        stop_server(proc)
+        raise
+    stop_server(proc)
     raise VideozeroError(f"the Prefect server did not answer on {url} within {timeout:.0f} s.")
+
+
+def stop_server(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stop the local server's process group: SIGTERM, then SIGKILL after `grace` seconds."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops `serve` as Ctrl-C does; if shutting down hangs, the process exits after 10 s."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame) -> None:
+        watchdog = threading.Timer(10.0, os._exit, args=(143,))
+        watchdog.daemon = True
+        watchdog.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def serve(
@@ -209,20 +257,21 @@ def serve(
     from videozero.run_config import load_run_config
 
     prefect_defaults()
-    server = None
-    if not os.environ.get("PREFECT_API_URL"):
-        server = start_local_server(port)
-        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-        console.print(f"Prefect server started: http://127.0.0.1:{port}")
-    from prefect import serve as prefect_serve
-
-    from flows.eval import EvalParams, evaluate
-    from flows.iterate import iterate as iterate_flow
-    from flows.mine import MineParams, mine
-
     wd = str(workdir or workdir_default())
     config = load_run_config(preset, workdir=wd, db=db)
+    _stop_on_sigterm()
+    server = None
     try:
+        if not os.environ.get("PREFECT_API_URL"):
+            server = start_local_server(port)
+            os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+            console.print(f"Prefect server started: http://127.0.0.1:{port}")
+        from prefect import serve as prefect_serve
+
+        from flows.eval import EvalParams, evaluate
+        from flows.iterate import iterate as iterate_flow
+        from flows.mine import MineParams, mine
+
         prefect_serve(
             iterate_flow.to_deployment(name="iterate", parameters={"config": config.model_dump(mode="json")}),
             mine.to_deployment(
@@ -232,7 +281,8 @@ def serve(
                 name="eval", parameters={"params": EvalParams(workdir=wd, db=db).model_dump()}
             ),
         )
+    except KeyboardInterrupt:
+        console.print("serve stopped.")
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)

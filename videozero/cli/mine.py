@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from store import open_store
 from videozero.cli.common import DbOption, console, resolve_db, workdir_default
@@ -89,7 +90,7 @@ def summary_table(summary: MiningSummary) -> Table:
     for r in summary.results:
         table.add_row(
             Path(r.path).name or r.path,
-            f"[{colour[r.status]}]{r.status}[/]",
+            Text(r.status, style=colour[r.status]),
             f"{r.duration_s:.1f}" if r.duration_s is not None else "",
             str(r.shots) if r.status != "error" else "",
             str(r.segments) if r.status != "error" else "",

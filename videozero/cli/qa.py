@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from store.queries import QuestionFilter, count_questions, list_questions, question_detail, question_stats
 from videozero.cli.common import DbOption, console, open_existing
@@ -229,10 +230,11 @@ def show(
         console.print(table)
         for sample in q["sample_outputs"][:5]:
             console.print(
-                f"[dim]{sample['mode']} sample 0:[/] {sample['raw_output'][:300]!r}", highlight=False
+                Text.assemble((f"{sample['mode']} sample 0: ", "dim"), repr(sample["raw_output"][:300])),
+                highlight=False,
             )
     else:
-        console.print("[dim]no attempts recorded[/]")
+        console.print(Text("no attempts recorded", style="dim"))
 
 
 @app.command()
@@ -294,7 +296,7 @@ def stats(
             reasons,
             *[_fmt(r.accuracy_by_mode.get(m)) for m in modes],
         )
-    console.print(table if rows else "[dim]no questions match[/]")
+    console.print(table if rows else Text("no questions match", style="dim"))
 
 
 class Shape(StrEnum):

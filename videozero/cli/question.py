@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from store import open_store
 from videozero.cli.common import DbOption, console, resolve_db, workdir_default
@@ -157,7 +158,7 @@ def _run(
             mined = mine_videos(store, list(videos), cache_dir=cache_dir, progress=StageProgress())
         ids = [r.video_id for r in mined.results if r.status != "error" and r.video_id is not None]
         for r in mined.errors:
-            console.print(f"[red]skipped[/] {r.path}: {r.error}")
+            console.print(Text.assemble(("skipped", "red"), f" {r.path}: {r.error}"))
         if not ids:
             raise VideozeroError("no video could be mined: see the errors above.")
         attach_videos(store, run_id, ids)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
@@ -48,12 +49,15 @@ class Column:
     path: str = ""
 
 
-def checkpoint_label(stage: str, round_index: int | None, checkpoint_id: int) -> str:
-    """ "base", "warmup", "round N", else the stage and id."""
+def checkpoint_label(stage: str, round_index: int | None, checkpoint_id: int, path: str | None = None) -> str:
+    """ "base", "warmup", "round N", a model scored beside the run by its directory's name, else the stage
+    and id."""
     if stage == "grpo" and round_index is not None:
         return f"round {round_index}"
     if stage in ("base", "warmup"):
         return stage
+    if stage == "external" and path:
+        return Path(path).name or path
     return f"{stage or 'checkpoint'} {checkpoint_id}"
 
 
@@ -66,7 +70,7 @@ def columns_of(rows: Sequence[Any]) -> list[Column]:
     )
     columns, seen = [], set()
     for cid, stage, round_index, path in rows:
-        label = checkpoint_label(stage, round_index, cid)
+        label = checkpoint_label(stage, round_index, cid, path)
         if label in seen:
             label = f"{label} (#{cid})"
         seen.add(label)
@@ -186,7 +190,7 @@ def report_table(report: Report) -> Table:
             for c in report.columns:
                 change = report.changes.get(c.label, {}).get(name)
                 cells.append(
-                    "-" if change is None else f"[bold]{change}[/]" if change.significant else str(change)
+                    "-" if change is None else Text(str(change), style="bold" if change.significant else "")
                 )
             table.add_row(split, f"  Δ {name}", *([""] if report.baselines else []), *cells)
     return table

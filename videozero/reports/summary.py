@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from videozero.evaluation.baselines import PairedChange
 
@@ -164,8 +165,10 @@ def round_table(summary: RoundSummary) -> Table:
             table.add_section()
         table.add_row(
             r["family"], str(r["generated"]), str(r["accepted"]), _f(r["heldout_n"], 0),
-            _f(r["heldout_accuracy"]), _f(r["constant_accuracy"]), _change(r["accuracy_change"], r["accuracy_change_se"]),
-            _f(r["heldout_mIoU"]), _f(r["constant_mIoU"]), _change(r["mIoU_change"], r["mIoU_change_se"]),
+            _f(r["heldout_accuracy"]), _f(r["constant_accuracy"]),
+            Text.from_markup(_change(r["accuracy_change"], r["accuracy_change_se"])),
+            _f(r["heldout_mIoU"]), _f(r["constant_mIoU"]),
+            Text.from_markup(_change(r["mIoU_change"], r["mIoU_change_se"])),
             "-" if r["next_level"] is None else str(r["next_level"]),
         )  # fmt: skip
     d = summary.diagnostics

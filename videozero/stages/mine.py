@@ -96,7 +96,7 @@ def mine_videos(
     files, problems = collect_videos(paths)
     summary = MiningSummary(sampling=sampling.key)
     for problem in problems:
-        record_mining_error(store, Path(problem.path), None, problem.error or "")
+        record_mining_error(store, Path(problem.path).absolute(), None, problem.error or "")
         summary.results.append(problem)
     for i, f in enumerate(files):
         if progress is not None:
@@ -109,7 +109,9 @@ def mine_videos(
 
 def mine_video(store: Store, path: Path, sampling: SamplingConfig, cache: VideoCache | None) -> VideoResult:
     """Mine one file (or skip it if it is already mined at `sampling`); errors become a result. The
-    video's row and all its segments are written in one transaction."""
+    video's row and all its segments are written in one transaction (under its absolute path, so the
+    store finds it from any directory)."""
+    path = Path(path).absolute()
     started = time.perf_counter()
     digest: str | None = None
     try:

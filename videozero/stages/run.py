@@ -15,6 +15,7 @@ from store.queries import run_id
 from store.runs import (
     RunLockedError,
     claim_run,
+    discard_empty_run,
     ensure_round,
     heartbeat,
     release_run,
@@ -127,6 +128,10 @@ class Lease:
             raise VideozeroError(self.lost)
 
     def release(self, status: str) -> None:
+        """Give the lease up with the run's status; a failed run that holds nothing yet (its inputs could
+        not be mined) is removed, so failed first attempts leave no rows behind."""
         self._stop.set()
         self._thread.join(timeout=5)
         release_run(self.store, self.run_id, status)
+        if status == "failed":
+            discard_empty_run(self.store, self.run_id)
