@@ -13,8 +13,6 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import publish_round
-from store import StoreError
-from videozero.errors import VideozeroError
 from videozero.progress import StageProgress
 from videozero.run_config import RunConfig
 from videozero.stages.curriculum import curriculum_stage
@@ -26,7 +24,7 @@ from videozero.stages.preflight import check_run_inputs
 from videozero.stages.question import question_stage
 from videozero.stages.questioner import questioner_stage
 from videozero.stages.report import round_summary
-from videozero.stages.run import Lease, open_run_store, rounds_done
+from videozero.stages.run import Lease, is_bad_input, open_run_store, rounds_done
 from videozero.stages.solver import solver_stage
 
 # Every task reads and writes the store: resuming is the store's job, not Prefect's result cache.
@@ -35,7 +33,7 @@ TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 def retry_unless_bad_input(task, task_run, state) -> bool:
     """Retry a failed task unless it failed on bad input or a refused store (another try says the same)."""
-    return not isinstance(getattr(state, "data", None), VideozeroError | StoreError)
+    return not is_bad_input(getattr(state, "data", None))
 
 
 RETRY = {"retries": 1, "retry_delay_seconds": 5, "retry_condition_fn": retry_unless_bad_input}

@@ -105,7 +105,9 @@ def create_store_engine(url: str, *, create: bool = True) -> tuple[URL, Engine]:
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
-            path = Path(database).expanduser()
+            # a URI filename (sqlite:///file:PATH?mode=ro&uri=true) names the file after 'file:'
+            uri = str(parsed.query.get("uri", "")).lower() == "true" and database.startswith("file:")
+            path = Path(database.removeprefix("file:") if uri else database).expanduser()
             if not path.exists():
                 if not create:
                     raise StoreError(

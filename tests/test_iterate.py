@@ -3,12 +3,12 @@ run driven by another process refused, configuration files and their errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -65,22 +65,6 @@ def _counts(db: str) -> dict[str, int]:
     return out
 
 
-def _stage_reached(db: str, stage: str, round_index: int) -> bool:
-    try:
-        store = open_store(db, create=False)
-    except Exception:  # not created yet
-        return False
-    try:
-        with store.session() as s:
-            stages = s.scalar(select(Round.stages).where(Round.round_index == round_index))
-        value = (stages or {}).get(stage)
-        return isinstance(value, dict) and value.get("status") in ("running", "done")
-    except Exception:  # tables not created yet
-        return False
-    finally:
-        store.dispose()
-
-
 def _round_questions(db: str, round_index: int) -> set[int]:
     store = open_store(db, create=False)
     with store.session() as s:
@@ -95,31 +79,67 @@ def _round_questions(db: str, round_index: int) -> set[int]:
     return ids
 
 
+# Where the smoke run is killed with SIGKILL, one process after another (each resumes the one before), in
+# the order the run reaches them: a stage done is skipped on resume, so each process dies at the next
+# point of the list. EVERY_STAGE kills every stage at its start, its end or inside it (`-m reliability`,
+# about 7 minutes on 2 cores); the suite's run kills inside the learner, inside verification, at the end
+# of an evaluation and inside round 1's questioner phase.
+SUITE_POINTS = ("checkpoint:saved", "verify:chunk", "eval:end", "question:proposed")
+EVERY_STAGE = (
+    "mine:end",  # videos stored, the stage not marked done
+    "checkpoint:saved",  # inside the learner stage: the warm-up written aside, not yet in place
+    "learner:end",
+    "heldout:end",
+    "question:proposed",  # round 0: proposals stored, none verified
+    "verify:chunk",  # the first chunk's verdicts committed, the rest pending
+    "solver:end",
+    "questioner:start",
+    "eval:end",
+    "curriculum:start",
+    "question:proposed",  # round 1
+)
+
+
 @pytest.mark.slow
-def test_smoke_iterate_killed_mid_round_resumes_and_reports(tmp_path):
-    """The smoke preset end to end: killed once round 1's questions are proposed, before their
-    verification is committed, resumed without duplicates; every stage done, the closing table, the plot
-    and `videozero eval` over it."""
+@pytest.mark.parametrize(
+    "crash_points",
+    [SUITE_POINTS, pytest.param(EVERY_STAGE, marks=pytest.mark.reliability)],
+    ids=["suite", "every-stage"],
+)
+def test_smoke_iterate_killed_with_sigkill_resumes_and_reports(tmp_path, crash_points):
+    """The smoke preset end to end, killed with SIGKILL at each of `crash_points` in turn, each process
+    resuming the one before, then finished without duplicates or half-written checkpoints; every stage
+    done, the closing table, the plot and `videozero eval` over it."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
     args = ["iterate", "--preset", "smoke", "--rounds", "2", "--run-name", "smoke", "--workdir", str(tmp_path)]  # fmt: skip
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1", **_env(tmp_path)}
     first_console = tmp_path / "first-console.txt"
-    with first_console.open("w") as console_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "videozero.cli.app", *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=console_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 600
-        while not _stage_reached(db, "propose", 1) and time.monotonic() < deadline:
-            assert proc.poll() is None, first_console.read_text()[-3000:]
-            time.sleep(0.25)
-        os.killpg(proc.pid, signal.SIGKILL)  # round 1's questions proposed, their verification not committed
-        proc.wait(timeout=30)
-    first = first_console.read_text()
-    partial = _counts(db)
-    assert partial["questions"] > 0
-    proposed = _round_questions(db, 1)
+    for i, point in enumerate(crash_points):
+        log = first_console if i == 0 else tmp_path / f"console-{i}.txt"
+        with log.open("w") as console_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "videozero.cli.app", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                env={**env, "VIDEOZERO_CRASH_AT": point}, stdout=console_file, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+            try:
+                code = proc.wait(timeout=600)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # whatever it started goes with it
+        assert code == -signal.SIGKILL, f"{point}: exit {code}\n{log.read_text()[-3000:]}"
+        partial = _counts(db)
+        assert partial["questions"] == partial["distinct_questions"], point
+        assert partial["checkpoints"] == partial["distinct_checkpoints"], point
+        # no half-written checkpoint is ever in place: every directory the store names is complete
+        store = open_store(db, create=False)
+        with store.session() as s:
+            paths = list(s.scalars(select(Checkpoint.path)))
+        store.dispose()
+        assert all(Path(p, "config.json").is_file() for p in paths if Path(p).is_absolute()), point
+    proposed = _round_questions(db, 1)  # killed after round 1's proposals were stored
     assert proposed
+    first = first_console.read_text()
 
     done = videozero(*args, env=_env(tmp_path), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

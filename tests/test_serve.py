@@ -60,25 +60,25 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
 
 @pytest.mark.slow
 def test_served_iterate_deployment_runs_a_round_and_publishes_artifacts(tmp_path):
+    """`serve --port P` with no server configured starts one on P whose UI talks to P's API; a run launched
+    through the iterate deployment completes with its artifacts; SIGTERM then stops serve and its server
+    within a few seconds."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": url,
     }
-    env.pop("PREFECT_API_KEY", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    for key in ("PREFECT_API_KEY", "PREFECT_API_URL"):
+        env.pop(key, None)
+    server = None  # serve starts and stops its own
     serve = None
     try:
-        _wait(lambda: _api(url, "/health"), 180, "the Prefect server", server)
         serve = subprocess.Popen(
-            [sys.executable, "-m", "videozero.cli.app", "serve", "--workdir", str(tmp_path), "--preset", "smoke"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "-m", "videozero.cli.app", "serve", "--port", str(port), "--workdir", str(tmp_path),
+             "--preset", "smoke"],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
         deployments = _wait(
             lambda: (
@@ -116,6 +116,13 @@ def test_served_iterate_deployment_runs_a_round_and_publishes_artifacts(tmp_path
         table = next(a for a in artifacts if a["key"] == "videozero-served-round-0")
         assert table["type"] == "table" and "family" in str(table["data"])
         assert (tmp_path / "runs" / "served" / "metrics.png").exists()
+        assert _api(f"http://127.0.0.1:{port}", "/ui-settings")["api_url"] == url  # the UI finds this API
+        serve.send_signal(15)
+        stopped = time.monotonic()
+        out, _ = serve.communicate(timeout=30)
+        assert time.monotonic() - stopped < 12 and "Traceback" not in out, out[-2000:]
+        with pytest.raises(OSError):  # its server went with it
+            urllib.request.urlopen(f"{url}/health", timeout=2)
     finally:
         for proc in (serve, server):
             if proc is not None and proc.poll() is None:
@@ -124,31 +131,3 @@ def test_served_iterate_deployment_runs_a_round_and_publishes_artifacts(tmp_path
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, 9)
-
-
-@pytest.mark.slow
-def test_serve_on_its_own_port_points_the_ui_there_and_stops_on_sigterm(tmp_path):
-    """`serve --port P` with no server configured starts one whose UI talks to port P's API, and SIGTERM
-    stops serve and that server within a few seconds."""
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
-    env.pop("PREFECT_API_URL", None)
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "videozero.cli.app", "serve", "--port", str(port), "--workdir", str(tmp_path),
-         "--preset", "smoke"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait(lambda: len(_api(f"{url}/api", "/deployments/filter", {})) >= 3, 240, "the deployments", serve)
-        assert _api(url, "/ui-settings")["api_url"] == f"{url}/api"
-        serve.send_signal(15)
-        started = time.monotonic()
-        out, _ = serve.communicate(timeout=20)
-        assert time.monotonic() - started < 12, out
-        assert "Traceback" not in out, out
-        with pytest.raises(OSError):  # the local server went with it
-            urllib.request.urlopen(f"{url}/api/health", timeout=2)
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, 9)

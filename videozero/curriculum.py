@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CurriculumConfig(BaseModel):
     """Thresholds of the scheduler; defaults follow R-Zero's band (questions solved about half the time)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     start_level: int = Field(0, ge=0, description="level every family starts at")
     max_level: int = Field(3, ge=0, description="highest level of any family")

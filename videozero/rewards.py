@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Span = tuple[float, float]
 
@@ -193,6 +193,8 @@ def boundary_penalised_iou(predicted: Span, target: Span, duration: float) -> fl
 
 class RewardWeights(BaseModel):
     """Weights of the solver reward r_S = w_fmt * format + Acc * (1 + alpha * r_align)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     w_fmt: float = Field(0.2, ge=0, description="weight of the format term")
     alpha: float = Field(1.0, ge=0, description="weight of evidence alignment (0 turns it off)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from videozero.curriculum import CurriculumConfig
 from videozero.errors import VideozeroError
@@ -41,6 +41,8 @@ def check_run_name(name: str) -> str:
 class LearnerConfig(BaseModel):
     """The solver the run starts from: `nano` and `tiny-qwen` are built locally on first use (under
     `<workdir>/models`) and reused; anything else is a checkpoint directory or a hub id."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     model: str = Field("nano", description="nano | tiny-qwen | a checkpoint directory | a hub id")
     align_steps: int = Field(80, ge=0, description="nano's projector alignment steps when it is built")
@@ -73,6 +75,8 @@ class EvalSettings(BaseModel):
     verified on (the questioner's `solver_fps` and `solver_max_frames`) unless `max_frames` says
     otherwise; `videozero eval --run` scores the run's checkpoints with these same settings."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
+
     max_frames: int | None = Field(
         None,
         ge=1,
@@ -88,6 +92,8 @@ class EvalSettings(BaseModel):
 
 class RunConfig(BaseModel):
     """Everything a run of `videozero iterate` needs; stored with the run."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     run_name: str = Field(
         "default",
@@ -281,6 +287,10 @@ def load_run_config(preset: str = "default", file: str | Path | None = None, **o
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
+        if first["type"] == "extra_forbidden":
+            raise VideozeroError(
+                f"unknown setting {where}: check its spelling against docs/iterate.md (--config and the flags)."
+            ) from None
         message = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
         raise VideozeroError(f"invalid setting {where}: {message} (check --config and the flags).") from None
 

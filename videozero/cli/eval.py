@@ -121,11 +121,12 @@ def eval_command(
     from store import StoreError, open_store
     from videozero.evaluation.benchmarks import BENCHMARKS, benchmark_items
     from videozero.models.source import check_model_source, offline
-    from videozero.reports.comparison import Column, Report, report_plot, report_table
-    from videozero.stages.report import run_columns, run_report
-    from videozero.video.cache import VideoCache
 
     workdir = workdir or workdir_default()
+    if model.startswith("round:") and not model.removeprefix("round:").isdigit():
+        raise VideozeroError(
+            f"--model {model!r} is not a round reference: write round:N with N a round index, e.g. round:0."
+        )
     if annotations is not None and benchmark is None:
         raise VideozeroError("--annotations needs --benchmark NAME to say how to read the file.")
     if benchmark is not None:
@@ -166,12 +167,15 @@ def eval_command(
         except StoreError:  # no store: a plain model is evaluated on the benchmark alone
             store = None
     picked = None
-    columns: list[Column] = []
     if store is not None:
         with store.session() as session:
             picked = _pick_run(session, run)
-        if picked is not None:
-            columns = run_columns(store, picked[0])
+    # the reports and the stages import the model libraries: only once the flags and the store are checked
+    from videozero.reports.comparison import Column, Report, report_plot, report_table
+    from videozero.stages.report import run_columns, run_report
+    from videozero.video.cache import VideoCache
+
+    columns: list[Column] = run_columns(store, picked[0]) if store is not None and picked is not None else []
     if _is_reference(model):
         if picked is None:
             raise VideozeroError(

@@ -70,7 +70,8 @@ def mine(
         store.dispose()
     console.print(summary_table(summary))
     if summary.count("mined") + summary.count("skipped") == 0:
-        raise VideozeroError(f"no video could be mined ({len(summary.errors)} failed): see the errors above.")
+        first = (summary.errors[0].error or "unreadable").rstrip(".") if summary.errors else "no input"
+        raise VideozeroError(f"no video could be mined ({len(summary.errors)} failed; the first: {first}).")
 
 
 def summary_table(summary: MiningSummary) -> Table:

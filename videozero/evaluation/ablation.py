@@ -3,7 +3,7 @@ run both configurations and compare them with `videozero eval`."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AblationConfig(BaseModel):
@@ -18,6 +18,8 @@ class AblationConfig(BaseModel):
     - `use_alignment` acts in the solver reward `r_S = Acc * (1 + alpha * r_align)`: off, alpha is 0,
       so the solver is rewarded for the answer only, not for the evidence span it predicts.
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     evidence_anchoring: bool = Field(True, description="write questions anchored to mined evidence spans")
     use_r_dep: bool = Field(True, description="reward (and require) video dependency in the questioner")

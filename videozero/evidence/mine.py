@@ -67,9 +67,7 @@ def collect_videos(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Video
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir()
-            )
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
             if not found:
                 problems.append(
                     VideoResult(
@@ -79,8 +77,16 @@ def collect_videos(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Video
                     )
                 )
             files += found
-        elif path.exists() or path.is_symlink():
+        elif path.is_file():
             files.append(path)
+        elif path.exists() or path.is_symlink():  # a FIFO or a device would block the reader; a loop fails
+            problems.append(
+                VideoResult(
+                    str(path),
+                    "error",
+                    error=f"{path} is not a regular file (a pipe, a device or a broken link): pass a video file.",
+                )
+            )
         else:
             problems.append(VideoResult(str(path), "error", error=f"{path} does not exist: check the path."))
     unique = list(dict.fromkeys(files))

@@ -109,9 +109,14 @@ def load_model(
         model = AutoModelForImageTextToText.from_pretrained(
             where, config=config, dtype=torch_dtype, local_files_only=local_only
         )
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise VideozeroError(f"model {source!r} could not be loaded ({first}).") from None
+    except Exception as exc:  # an unreadable file, or weights cut short or corrupted (safetensors' error)
+        if not isinstance(exc, OSError) and "safetensor" not in type(exc).__module__.lower():
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise VideozeroError(
+            f"model {source!r} could not be loaded ({first}): the checkpoint is incomplete or corrupted; "
+            "rebuild it or point to another."
+        ) from None
     tokenizer.padding_side = "left"
     if family == "nano" and dev.type == "cpu":
         from videozero.models.attention import SINGLE_QUERY

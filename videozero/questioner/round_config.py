@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from videozero.questioner.verify_config import VerifyConfig
 
@@ -16,6 +16,8 @@ FAMILIES = ("grounding", "ordering", "arrow_of_time", "what_next", "counting", "
 
 class QuestionerConfig(BaseModel):
     """What the questioner proposes each round and how it is verified."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="question families used")
     templates: bool = Field(True, description="propose template questions (off: only the model writer's)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, ConfigDict, Field
 
 from videozero.questioner.verify_config import VerifyConfig
 from videozero.questioner.warmup_config import WriterWarmupConfig
@@ -13,6 +13,8 @@ class QuestionerGRPOConfig(GRPOConfig):
     """GRPO of the model writer on r_Q: the solver's GRPO settings (the same trainer runs the update) with
     the writer's defaults, plus what writing and verifying need. The solver-reward settings (`weights`,
     `label_mode`) and token-selective credit do not apply: a write's reward is one number, r_Q."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     steps: int = Field(4, ge=0, description="policy updates per round")
     prompts_per_step: int = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from videozero.rewards import RewardWeights
 
@@ -13,6 +13,8 @@ judges shorter evidence degenerate."""
 
 class VerifyConfig(BaseModel):
     """How candidates are verified and judged."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     n_full: int = Field(8, ge=2, description="solver rollouts with the whole video (the agreement estimate)")
     n_probe: int = Field(

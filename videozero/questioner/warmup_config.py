@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from videozero.solver.grpo_config import LoraSettings
 
 
 class WriterWarmupConfig(BaseModel):
     """Supervised writes before the questioner's first GRPO step (0 steps: none)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     steps: int = Field(0, ge=0, description="optimiser steps")
     per_video: int = Field(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from videozero.rewards import RewardWeights
 
 
 class LoraSettings(BaseModel):
     """A LoRA adapter on the language model (peft); the projector is trained in full beside it."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     r: int = Field(8, ge=1)
     alpha: int = Field(16, ge=1)
@@ -28,6 +30,8 @@ class LoraSettings(BaseModel):
 
 class GRPOConfig(BaseModel):
     """GRPO on the solver reward. Defaults are the recipe measured on nano on 2 CPU cores (bench/learning.py)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     steps: int = Field(10, ge=0, description="policy updates per round")
     prompts_per_step: int = Field(8, ge=1, description="questions sampled per step")

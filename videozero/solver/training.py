@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from videozero.errors import VideozeroError
+from videozero.faults import crash_point
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import FrameCellCache
 from videozero.models.prompt import Request, build_batch, token_logprobs
@@ -112,14 +116,32 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def save_checkpoint(lm: LoadedModel, out: str | Path) -> Path:
-    """Save `lm` as a plain HF directory (LoRA merged into a copy; the training model is untouched)."""
+    """Save `lm` as a plain HF directory (LoRA merged into a copy; the training model is untouched).
+
+    The directory is written beside `out` and renamed into place once complete: a process killed while
+    saving leaves no half-written checkpoint at `out`, and a full disk leaves the one there before intact
+    (and says so)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
     model = copy.deepcopy(lm.model)
     if hasattr(model, "peft_config"):
         model = model.merge_and_unload()
     _drop_caches(model)
     model.requires_grad_(True)
-    model.save_pretrained(out)
-    lm.tokenizer.save_pretrained(out)
+    try:
+        partial.mkdir(parents=True)
+        model.save_pretrained(partial)
+        lm.tokenizer.save_pretrained(partial)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        kept = " (the previous checkpoint there is kept)" if (out / "config.json").exists() else ""
+        raise VideozeroError(
+            f"saving the checkpoint {out} failed ({exc.strerror or exc}){kept}: free disk space and rerun "
+            "the same command to resume."
+        ) from None
+    crash_point("checkpoint:saved")  # complete, not yet in place
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
     return out

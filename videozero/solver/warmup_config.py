@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from videozero.solver.grpo_config import LoraSettings
 
@@ -12,6 +12,8 @@ from videozero.solver.grpo_config import LoraSettings
 class MatchingConfig(BaseModel):
     """Matching drills before the family warm-up (0 steps, the default: none; see bench/perception.py
     --matching-steps for what they teach and the closing notes for what they did not transfer)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     steps: int = Field(0, ge=0, description="optimiser steps of matching drills")
     drills: int = Field(1600, ge=1, description="drills drawn from the training videos")
@@ -25,6 +27,8 @@ class MatchingConfig(BaseModel):
 
 class WarmupConfig(BaseModel):
     """Supervised cold start. Defaults: about 3 minutes for nano on 2 CPU cores (bench/learning.py)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
     source: Literal["families", "generated", "both"] = Field(
         "families",

@@ -9,6 +9,7 @@ from store import Store
 from store.questions import verified_figures
 from store.runs import finish_round, stored_curriculum
 from videozero.curriculum import CurriculumScheduler, FamilyMeasurement
+from videozero.faults import crash_point
 from videozero.run_config import RunConfig
 from videozero.stages.question import curriculum_state
 from videozero.stages.run import open_run_store, round_id_of
@@ -26,7 +27,9 @@ def curriculum_stage(config: RunConfig, run_id: int, round_index: int) -> dict[s
     measured = family_measurements(store, round_id)
     nxt = CurriculumScheduler(config.curriculum).update(state, measured)
     payload = nxt.model_dump() | {"measured": {f: m.model_dump() for f, m in measured.items()}}
+    crash_point("curriculum:start")
     finish_round(store, round_id, payload)
+    crash_point("curriculum:end")
     return payload
 
 

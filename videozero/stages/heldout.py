@@ -10,6 +10,7 @@ from store import Store
 from store.bulk import insert_questions
 from store.questions import fixed_question_count
 from store.runs import run_video_ids
+from videozero.faults import crash_point
 from videozero.questioner.families import propose
 from videozero.questioner.round import family_counts, question_row, rotate_levels
 from videozero.questioner.round_config import QuestionerConfig
@@ -22,7 +23,10 @@ from videozero.stages.run import open_run_store
 def heldout_stage(config: RunConfig, run_id: int) -> int:
     """The run's fixed held-out questions (created once, from the held-out videos); returns how many."""
     store = open_run_store(config)
-    return ensure_heldout(store, run_id, config.questioner, config.workdir_path / "cache")
+    crash_point("heldout:start")
+    made = ensure_heldout(store, run_id, config.questioner, config.workdir_path / "cache")
+    crash_point("heldout:end")
+    return made
 
 
 FIXED_SPLITS = ("heldout", "validation")

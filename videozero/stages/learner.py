@@ -151,7 +151,7 @@ def _train_and_save(
     start: str, out: Path, train: Callable, label: str, steps: int, progress: ProgressReport | None
 ) -> None:
     """Load `start`, `train(lm, stepped)` it with a progress bar, and save it at `out` (written aside,
-    then moved into place: a killed save leaves no half checkpoint that looks done)."""
+    then moved into place by `save_checkpoint`: a killed save leaves no half checkpoint that looks done)."""
     lm = load_model(start, device="auto")
 
     def stepped(step: int, loss: float) -> None:
@@ -159,9 +159,7 @@ def _train_and_save(
             progress(label, step, steps, f"loss {loss:.3f}")
 
     train(lm, stepped)
-    tmp = out.with_name(f".{out.name}.saving")
-    save_checkpoint(lm, tmp)
-    tmp.replace(out)
+    save_checkpoint(lm, out)
 
 
 def writer_warmup(

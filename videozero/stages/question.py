@@ -36,6 +36,7 @@ from store.runs import ensure_round, round_curriculum, run_video_ids, set_stage,
 from videozero.curriculum import CurriculumScheduler, CurriculumState
 from videozero.errors import VideozeroError
 from videozero.evidence.views import VideoEvidence, whole_video
+from videozero.faults import crash_point
 from videozero.memory import releasing_memory
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.engines.transformers_engine import load_engine
@@ -261,6 +262,7 @@ def verify_round(
                 for mode, r in v.rollouts.items():
                     attempts += attempt_rows(r, qid, checkpoint_id, mode)
             insert_attempts(s, attempts)
+        crash_point("verify:chunk")  # this chunk's verdicts committed, the rest pending
         done += len(chunk)
         if progress is not None:
             progress(done, len(pending))
@@ -319,6 +321,7 @@ def question_round(
         evidence_transform,
     )
     seconds["propose"] = time.perf_counter() - t
+    crash_point("question:proposed")  # proposals stored, none verified
     t = time.perf_counter()
     verify_round(store, engine, run_id, round_id, checkpoint_id, config, cache_dir, step("verify"))
     seconds["verify"] = time.perf_counter() - t

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from store import Store, default_url, open_store
+from store import Store, StoreError, default_url, open_store
 from store.queries import run_id
 from store.runs import (
     RunLockedError,
@@ -25,10 +25,12 @@ from store.runs import (
     stage_status,
 )
 from videozero.errors import VideozeroError
+from videozero.faults import crash_point
 from videozero.run_config import RunConfig, stored_run_config
 
 __all__ = [
     "Lease",
+    "is_bad_input",
     "open_run_store",
     "round_id_of",
     "rounds_done",
@@ -36,6 +38,11 @@ __all__ = [
     "run_id_of",
     "stage_record",
 ]
+
+
+def is_bad_input(exc: object) -> bool:
+    """Whether `exc` reports bad input or a refused store (one sentence; trying again says the same)."""
+    return isinstance(exc, VideozeroError | StoreError)
 
 
 def open_run_store(config: RunConfig) -> Store:
@@ -81,10 +88,12 @@ def stage_record(store: Store, round_id: int, name: str) -> Iterator[list[dict[s
             return
     with store.write() as s:
         set_stage(s, round_id, name, "running")
+    crash_point(f"{name}:start")
     started = time.perf_counter()
     box: list[dict[str, Any]] = []
     try:
         yield box
+        crash_point(f"{name}:end")  # the body's work is stored, the stage not yet marked done
     except BaseException:
         with store.write() as s:
             set_stage(s, round_id, name, "failed", seconds=round(time.perf_counter() - started, 2))

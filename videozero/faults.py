@@ -1,0 +1,17 @@
+"""Named crash points for the reliability tests: a process whose $VIDEOZERO_CRASH_AT names a point kills
+itself with SIGKILL there, as a power cut or the kernel's OOM killer would, so that a test can stop a real
+run exactly at a stage boundary or inside a stage and check that resuming it loses and duplicates nothing.
+Unset (always, outside those tests) a crash point costs one environment lookup."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+CRASH_ENV = "VIDEOZERO_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Kill this process with SIGKILL when $VIDEOZERO_CRASH_AT equals `name` (e.g. 'solver:end')."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
