@@ -423,7 +423,8 @@ def available(case: Case, pg_url: str | None) -> str | None:
     return None
 
 
-def markdown_table(outcomes: list[Outcome], skipped: dict[str, str]) -> str:
+def markdown_table(outcomes: list[Outcome], skipped: dict[str, str], root: Path | None = None) -> str:
+    """The table of docs/reliability.md; paths under the cases' temporary `root` are shown from `<case>/`."""
     lines = [
         "| case | input | expected | exit | what the user sees |",
         "|---|---|---|---:|---|",
@@ -436,8 +437,9 @@ def markdown_table(outcomes: list[Outcome], skipped: dict[str, str]) -> str:
             )
             continue
         o = by_id[case.id]
+        message = o.message.replace(f"{root}/cases/{case.id}", "<case>") if root is not None else o.message
         lines.append(
-            f"| {case.id} | {_cell(case.what)} | {case.expect} | {o.returncode} | {_cell(o.message[:220])} |"
+            f"| {case.id} | {_cell(case.what)} | {case.expect} | {o.returncode} | {_cell(message[:220])} |"
         )
     return "\n".join(lines)
 
@@ -460,6 +462,7 @@ def main(doc: str) -> int:
         todo = [c for c in CASES if c.id not in skipped]
         with ThreadPoolExecutor(2) as pool:
             outcomes = list(pool.map(lambda c: run_case(c, root / "cases", template, pg_url), todo))
+        table = markdown_table(outcomes, skipped, root)
     failed = [(o.case.id, p) for o in outcomes for p in o.problems()]
     for case_id, problem in failed:
         print(f"{case_id}: {problem}")
@@ -469,7 +472,7 @@ def main(doc: str) -> int:
     text = path.read_text()
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{markdown_table(outcomes, skipped)}\n{END}{tail}")
+    path.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
     print(f"{len(outcomes)} cases run, {len(skipped)} not run here, {len(failed)} problems; table in {doc}")
     return 1 if failed else 0
 

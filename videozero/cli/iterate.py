@@ -109,6 +109,7 @@ def iterate(
     from flows.iterate import iterate as iterate_flow
     from videozero.progress import console_bars
 
+    _stop_on_sigterm()  # as Ctrl-C: the run records 'stopped' and releases its lease
     try:
         with console_bars(console):
             iterate_flow(config)
