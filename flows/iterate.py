@@ -24,7 +24,14 @@ from videozero.stages.preflight import check_run_inputs
 from videozero.stages.question import question_stage
 from videozero.stages.questioner import questioner_stage
 from videozero.stages.report import round_summary
-from videozero.stages.run import Lease, is_bad_input, open_run_store, rounds_done
+from videozero.stages.run import (
+    Lease,
+    is_bad_input,
+    open_run_store,
+    record_resources,
+    rounds_done,
+    store_went_away,
+)
 from videozero.stages.solver import solver_stage
 
 # Every task reads and writes the store: resuming is the store's job, not Prefect's result cache.
@@ -36,7 +43,20 @@ def retry_unless_bad_input(task, task_run, state) -> bool:
     return not is_bad_input(getattr(state, "data", None))
 
 
+def retry_if_store_went_away(task, task_run, state) -> bool:
+    """Retry a failed stage when the store's server went away (restarted): it resumes once it is back."""
+    return store_went_away(getattr(state, "data", None))
+
+
+# Mining and evaluation are retried once on any failure but bad input (a flaky decode, a lost store).
 RETRY = {"retries": 1, "retry_delay_seconds": 5, "retry_condition_fn": retry_unless_bad_input}
+# The other stages are retried only when the store went away: a PostgreSQL restart mid-round is waited
+# for (about a minute in all) and the stage resumes from what it committed.
+RETRY_STORE = {
+    "retries": 3,
+    "retry_delay_seconds": [5, 15, 40],
+    "retry_condition_fn": retry_if_store_went_away,
+}
 
 
 @task(name="mine", **RETRY, **TASK)
@@ -44,12 +64,12 @@ def mine_task(config: RunConfig, run_id: int) -> dict:
     return mine_stage(config, run_id, StageProgress(get_run_logger().info))
 
 
-@task(name="learner", **TASK)
+@task(name="learner", **RETRY_STORE, **TASK)
 def learner_task(config: RunConfig, run_id: int) -> dict:
     return learner_stage(config, run_id, StageProgress(get_run_logger().info))
 
 
-@task(name="held-out questions", **TASK)
+@task(name="held-out questions", **RETRY_STORE, **TASK)
 def heldout_task(config: RunConfig, run_id: int) -> int:
     return heldout_stage(config, run_id)
 
@@ -59,13 +79,13 @@ def evaluate_task(config: RunConfig, run_id: int, checkpoint_id: int) -> dict:
     return evaluate_checkpoint(config, run_id, checkpoint_id)
 
 
-@task(name="question", **TASK)
+@task(name="question", **RETRY_STORE, **TASK)
 def question_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     progress = StageProgress(get_run_logger().info, prefix=f"round {round_index} ")
     return question_stage(config, run_id, round_index, progress)
 
 
-@task(name="solver GRPO", **TASK)
+@task(name="solver GRPO", **RETRY_STORE, **TASK)
 def solver_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     logger = get_run_logger()
     bar = StageProgress(prefix=f"round {round_index} ")
@@ -82,7 +102,7 @@ def solver_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return solver_stage(config, run_id, round_index, progress)
 
 
-@task(name="questioner GRPO", **TASK)
+@task(name="questioner GRPO", **RETRY_STORE, **TASK)
 def questioner_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return questioner_stage(config, run_id, round_index)
 
@@ -92,7 +112,7 @@ def eval_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return eval_stage(config, run_id, round_index)
 
 
-@task(name="curriculum", **TASK)
+@task(name="curriculum", **RETRY_STORE, **TASK)
 def curriculum_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return curriculum_stage(config, run_id, round_index)
 
@@ -117,6 +137,7 @@ def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
     bar(f"round {round_index}", len(steps), len(steps), "done")
     store = open_run_store(config)
     try:
+        record_resources(store, run_id, round_index)
         summary = round_summary(store, run_id, round_index)
         publish_round(config, summary, store, run_id)
     finally:

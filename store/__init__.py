@@ -3,7 +3,7 @@
 from sqlalchemy.orm import Session
 
 from store.engine import Store, default_url, display_url, open_store
-from store.errors import DatabaseError, StoreError
+from store.errors import DatabaseError, StoreError, connection_lost
 from store.tables import (
     Attempt,
     Base,
@@ -32,6 +32,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Video",
+    "connection_lost",
     "default_url",
     "display_url",
     "open_store",

@@ -45,3 +45,50 @@ def test_a_corrupted_checkpoint_is_refused_in_one_sentence(tmp_path) -> None:
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # cut in half
     with pytest.raises(VideozeroError, match="could not be loaded"):
         load_model(broken, device="cpu")
+
+
+def _clip(tmp_path: Path) -> Path:
+    from videozero.video.synthetic import ClipSpec, ShotSpec, write_clip
+
+    return write_clip(
+        ClipSpec(shots=[ShotSpec(duration_s=2.0), ShotSpec(duration_s=2.0)]), tmp_path / "clip.mp4"
+    ).path
+
+
+def test_a_corrupted_frame_cache_entry_is_decoded_again_and_replaced(tmp_path) -> None:
+    from videozero.video.cache import VideoCache, cached_clip, file_sha256
+    from videozero.video.decode import MINING_SAMPLING
+
+    clip_path, cache = _clip(tmp_path), VideoCache(tmp_path / "cache")
+    digest = file_sha256(clip_path)
+    first, hit = cached_clip(clip_path, digest, MINING_SAMPLING, cache)
+    assert not hit
+    entry = cache.entry(digest, MINING_SAMPLING, "frames")
+    entry.write_bytes(entry.read_bytes()[:100])  # cut short, as a crash of an older writer or bad disk would
+    again, hit = cached_clip(clip_path, digest, MINING_SAMPLING, cache)
+    assert not hit and (again.frames == first.frames).all()  # decoded again, the same frames
+    _, hit = cached_clip(clip_path, digest, MINING_SAMPLING, cache)
+    assert hit  # and the entry was replaced by a whole one
+
+
+def test_a_full_disk_while_caching_leaves_the_cache_whole_and_says_so(tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    from videozero.video.cache import VideoCache, cached_clip, file_sha256
+    from videozero.video.decode import MINING_SAMPLING
+
+    clip_path, cache = _clip(tmp_path), VideoCache(tmp_path / "cache")
+    digest = file_sha256(clip_path)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", no_space)
+    with pytest.raises(VideozeroError, match=r"No space left on device.*free disk space"):
+        cached_clip(clip_path, digest, MINING_SAMPLING, cache)
+    monkeypatch.undo()
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # no partial entry left
+    _, hit = cached_clip(clip_path, digest, MINING_SAMPLING, cache)
+    assert not hit
+    _, hit = cached_clip(clip_path, digest, MINING_SAMPLING, cache)
+    assert hit

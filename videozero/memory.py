@@ -48,3 +48,17 @@ def releasing_memory(fn: Callable[P, R]) -> Callable[P, R]:
             release_freed_memory()
 
     return wrapper
+
+
+def process_resources() -> dict[str, float]:
+    """What this process holds now: resident memory (MB), open file descriptors, threads and child
+    processes. Recorded after every round, so that a leak shows as a rising column over the rounds."""
+    import psutil
+
+    proc = psutil.Process()
+    return {
+        "rss_mb": round(proc.memory_info().rss / 2**20, 1),
+        "open_files": proc.num_fds() if hasattr(proc, "num_fds") else len(proc.open_files()),
+        "threads": proc.num_threads(),
+        "children": len(proc.children(recursive=True)),
+    }

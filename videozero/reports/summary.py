@@ -35,6 +35,7 @@ class RoundSummary:
     validation_constant: float | None = None
     started_from: str = ""
     start_note: str = ""
+    resources: dict[str, float] = field(default_factory=dict)  # what the process held after the round
 
 
 def write_figures(rows) -> dict[str, float]:
@@ -178,6 +179,7 @@ def round_table(summary: RoundSummary) -> Table:
         f"{_validation_line(summary)}\n{_writes_line(summary)}\n"
         f"video dependency {_f(d.get('video_dependency'))}, key necessity {_f(d.get('key_necessity'))}, "
         f"key specificity {_f(d.get('key_specificity'))}; format rate {_f(summary.heldout.get('format_rate'))}\n"
+        + _resources_line(summary)
         + "seconds: "
         + ", ".join(
             f"{k} {v:.0f}"
@@ -186,6 +188,16 @@ def round_table(summary: RoundSummary) -> Table:
         )
     )
     return table
+
+
+def _resources_line(summary: RoundSummary) -> str:
+    r = summary.resources
+    if not r:
+        return ""
+    return (
+        f"process after the round: {r.get('rss_mb', 0):.0f} MB resident, {r.get('open_files', 0):.0f} open "
+        f"files, {r.get('threads', 0):.0f} threads\n"
+    )
 
 
 def round_markdown(summary: RoundSummary) -> str:

@@ -79,7 +79,9 @@ def round_summary(store: Store, run_id: int, round_index: int) -> RoundSummary:
             out.counts[r.family][r.status] += 1
         out.writes = write_figures(rows)
         for name, value in (rnd.stages or {}).items():
-            if isinstance(value, dict):
+            if name == "resources" and isinstance(value, dict):
+                out.resources = {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
+            elif isinstance(value, dict):
                 out.seconds[name] = float(value.get("seconds", 0.0) or 0.0)
                 out.stage_status[name] = str(value.get("status", ""))
         cur = rnd.curriculum or {}

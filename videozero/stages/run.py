@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from store import Store, StoreError, default_url, open_store
+from store import Store, StoreError, connection_lost, default_url, open_store
 from store.queries import run_id
 from store.runs import (
     RunLockedError,
@@ -26,18 +26,38 @@ from store.runs import (
 )
 from videozero.errors import VideozeroError
 from videozero.faults import crash_point
+from videozero.memory import process_resources, release_freed_memory
 from videozero.run_config import RunConfig, stored_run_config
 
 __all__ = [
     "Lease",
     "is_bad_input",
     "open_run_store",
+    "record_resources",
     "round_id_of",
     "rounds_done",
     "run_config_of",
     "run_id_of",
     "stage_record",
+    "store_went_away",
 ]
+
+
+def record_resources(store: Store, run_id: int, round_index: int) -> dict[str, float]:
+    """Store what the process holds after round `round_index` (memory, open files, threads) with the
+    round, after releasing freed memory: a leak shows as a column that rises round after round."""
+    release_freed_memory()
+    held = process_resources()
+    round_id = ensure_round(store, run_id, round_index)
+    with store.write() as s:
+        set_stage(s, round_id, "resources", "done", **held)
+    return held
+
+
+def store_went_away(exc: object) -> bool:
+    """Whether `exc` says the store's server went away (a PostgreSQL restart): the stage is worth retrying
+    once it is back (a stage resumes from what it committed)."""
+    return connection_lost(exc)
 
 
 def is_bad_input(exc: object) -> bool:
