@@ -380,8 +380,12 @@ def _changed(before: dict[str, dict[int, tuple]], after: dict[str, dict[int, tup
     return out
 
 
-def run_case(case: Case, root: Path, template: Path, pg_url: str | None = None) -> Outcome:
-    """Run one case in `root/<id>` on its own copy of `template`."""
+def run_case(
+    case: Case, root: Path, template: Path, pg_url: str | None = None, in_process: bool = False
+) -> Outcome:
+    """Run one case in `root/<id>` on its own copy of `template`: as a `videozero` process, or (the
+    suite's way, without a process start per case) through the same entry point, `videozero.cli.app.main`,
+    in this process with its output captured and its exit status taken from SystemExit."""
     here = root / case.id
     here.mkdir(parents=True, exist_ok=True)
     db_file = here / "store.db"
@@ -390,28 +394,62 @@ def run_case(case: Case, root: Path, template: Path, pg_url: str | None = None) 
     argv = case.argv(ctx)
     before = _rows(db_file)
     started = time.perf_counter()
-    env = {
-        **os.environ,
-        "COLUMNS": "200",
-        "NO_COLOR": "1",
-        "PREFECT_HOME": str(here / "prefect-home"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        **case.extra_env,
-    }
-    env.pop("VIDEOZERO_DB", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "videozero.cli.app", *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=here,
-        stdin=subprocess.DEVNULL,
-    )
+    if in_process:
+        code, output = _in_process(argv, here)
+    else:
+        env = {
+            **os.environ,
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "PREFECT_HOME": str(here / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            **case.extra_env,
+        }
+        env.pop("VIDEOZERO_DB", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "videozero.cli.app", *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            cwd=here,
+            stdin=subprocess.DEVNULL,
+        )
+        code, output = proc.returncode, proc.stdout + proc.stderr
     seconds = time.perf_counter() - started
-    return Outcome(
-        case, proc.returncode, proc.stdout + proc.stderr, _changed(before, _rows(db_file)), seconds
-    )
+    return Outcome(case, code, output, _changed(before, _rows(db_file)), seconds)
+
+
+def _in_process(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """`videozero ARGV` through `main()` in this process (one case at a time: it changes directory)."""
+    import io
+    import traceback
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from videozero.cli.app import main
+    from videozero.cli.common import console, err_console
+
+    buffer, saved_argv, saved_cwd = io.StringIO(), sys.argv, os.getcwd()
+    saved_widths = console._width, err_console._width
+    console.width = err_console.width = 200  # as the processes' COLUMNS=200
+    saved_db = os.environ.pop("VIDEOZERO_DB", None)
+    sys.argv, code = ["videozero", *argv], 0
+    os.chdir(cwd)
+    try:
+        with redirect_stdout(buffer), redirect_stderr(buffer):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # what a user would see as a traceback
+        buffer.write(traceback.format_exc())
+        code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        console._width, err_console._width = saved_widths
+        if saved_db is not None:
+            os.environ["VIDEOZERO_DB"] = saved_db
+    return code, buffer.getvalue()
 
 
 def available(case: Case, pg_url: str | None) -> str | None:

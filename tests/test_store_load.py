@@ -11,7 +11,7 @@ from bench.load import run_load
 
 @pytest.mark.slow
 def test_concurrent_writers_and_readers_lose_and_duplicate_nothing(db_url: str) -> None:
-    result = run_load(db_url, writers=8, readers=8, seconds=8)
+    result = run_load(db_url, writers=8, readers=8, seconds=5)
     assert result.errors == []
     assert result.committed > 0 and result.reads > 0
     assert result.lost == 0 and result.duplicated == 0 and result.short_attempts == 0

@@ -267,7 +267,13 @@ def serve(
             server = start_local_server(port)
             os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
             console.print(f"Prefect server started: http://127.0.0.1:{port}")
+        import logging
+
         from prefect import serve as prefect_serve
+
+        # on SIGTERM Prefect's runner exits from its own handler and asyncio logs the connections it
+        # cancels as errors with their tracebacks: nothing a user can act on
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
         from flows.eval import EvalParams, evaluate
         from flows.iterate import iterate as iterate_flow
