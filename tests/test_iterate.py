@@ -82,23 +82,22 @@ def _round_questions(db: str, round_index: int) -> set[int]:
 
 # Where the smoke run is killed with SIGKILL, one process after another (each resumes the one before), in
 # the order the run reaches them: a stage done is skipped on resume, so each process dies at the next
-# point of the list. EVERY_STAGE kills every stage at its start, its end or inside it (`-m reliability`,
-# about 7 minutes on 2 cores); the suite's run kills inside the learner (a checkpoint written aside, not yet
-# in place) and inside round 0's questioner phase (proposals stored, none verified).
+# point of the list. EVERY_STAGE kills every stage at its start, inside it and at its end (`-m
+# reliability`, about 13 minutes on 2 cores with the uninterrupted run it is compared with); the suite's
+# run kills inside the learner (a checkpoint written aside, not yet in place) and inside round 0's
+# questioner phase (proposals stored, none verified).
 SUITE_POINTS = ("checkpoint:saved", "question:proposed")
 EVERY_STAGE = (
-    "mine:end",  # videos stored, the stage not marked done
-    "checkpoint:saved",  # inside the learner stage: the warm-up written aside, not yet in place
-    "learner:end",
-    "heldout:end",
-    "question:proposed",  # round 0: proposals stored, none verified
-    "verify:chunk",  # the first chunk's verdicts committed, the rest pending
-    "solver:end",
-    "questioner:start",
-    "eval:end",
-    "curriculum:start",
+    "mine:start", "mine:end",  # videos stored, the stage not marked done
+    "learner:start", "checkpoint:saved", "learner:end",  # the warm-up written aside, not yet in place
+    "heldout:start", "heldout:end",
+    "question:start", "question:proposed", "verify:chunk", "question:end",  # round 0
+    "solver:start", "checkpoint:saved", "solver:end",
+    "questioner:start", "checkpoint:saved", "questioner:end",
+    "eval:start", "eval:end",
+    "curriculum:start", "curriculum:end",  # the round's end committed with the next state
     "question:proposed",  # round 1
-)
+)  # fmt: skip
 
 
 @pytest.mark.slow
