@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 from flows.artifacts import publish_round
 from videozero.progress import StageProgress
@@ -174,7 +175,7 @@ def iterate(config: RunConfig) -> dict:
             round_flow(config, run_id, r)
         status = "finished"
         return {"run_id": run_id, "rounds": config.rounds}
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM as Prefect's engine raises it
         status = "stopped"
         raise
     finally:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,31 @@ def test_ablation_switches_reach_the_stages():
     windows = [s for s in whole_video(ev).segments if s.level == "event"]
     assert [s.span for s in windows] == [(0.0, 6.0), (6.0, 12.0)] and {s.saliency for s in windows} == {0.5}
     assert [s.span for s in whole_video(ev).segments if s.level == "shot"] == [(0.0, 6.0), (6.0, 12.0)]
+
+
+@pytest.mark.reliability
+def test_sigterm_stops_iterate_and_releases_the_lease(tmp_path):
+    """SIGTERM (as from a scheduler or `kill`) stops a running `iterate` like Ctrl-C: it exits, the run is
+    recorded 'stopped' with no owner, and the same command resumes it."""
+    from store.runs import run_by_name
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    args = ["iterate", "--preset", "smoke", "--rounds", "1", "--run-name", "term", "--workdir", str(tmp_path)]
+    env = {**os.environ, "NO_COLOR": "1", **_env(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "videozero.cli.app", *args], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (tmp_path / "store.db").exists() and _counts(db)["checkpoints"] > 0:  # the learner has run
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in out, out[-2000:]
+    store = open_store(db, create=False)
+    with store.session() as s:
+        run = run_by_name(s, "term")
+        assert run.status == "stopped" and run.owner is None, (run.status, run.owner)
+    store.dispose()
+    done = videozero(*args, env=_env(tmp_path), timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]

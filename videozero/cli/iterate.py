@@ -106,6 +106,8 @@ def iterate(
     # failed task's traceback included) still reach its UI and its database.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     started = time.perf_counter()
+    from prefect.exceptions import TerminationSignal
+
     from flows.iterate import iterate as iterate_flow
     from videozero.progress import console_bars
 
@@ -113,6 +115,8 @@ def iterate(
     try:
         with console_bars(console):
             iterate_flow(config)
+    except TerminationSignal:  # SIGTERM, as Prefect's engine reports it: stopped like Ctrl-C
+        raise KeyboardInterrupt from None
     except Exception as exc:
         from store import StoreError
 
