@@ -81,6 +81,23 @@ def greedy_answers(
         )
 
 
+def attempt_turns(session: Session, checkpoint_id: int, question_ids: Sequence[int], mode: str) -> list[Any]:
+    """The stored zoom records (`Attempt.turns`) of the checkpoint's greedy answers in `mode`."""
+    out: list[Any] = []
+    for i in range(0, len(question_ids), 500):
+        out.extend(
+            session.scalars(
+                select(Attempt.turns).where(
+                    Attempt.checkpoint_id == checkpoint_id,
+                    Attempt.mode == mode,
+                    Attempt.sample_index == 0,
+                    Attempt.question_id.in_(question_ids[i : i + 500]),
+                )
+            )
+        )
+    return out
+
+
 def mode_results(
     session: Session, run_id: int, round_id: int, checkpoint_id: int | None = None
 ) -> list[tuple[int, str, bool | None]]:

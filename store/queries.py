@@ -173,7 +173,15 @@ def question_detail(session: Session, question_id: int) -> dict[str, Any]:
     )
     detail["attempt_summary"] = [dict(r._mapping) for r in summary]
     samples = session.execute(
-        select(Attempt.mode, Attempt.sample_index, Attempt.raw_output, Attempt.parsed_answer, Attempt.correct)
+        select(
+            Attempt.checkpoint_id,
+            Attempt.mode,
+            Attempt.sample_index,
+            Attempt.raw_output,
+            Attempt.parsed_answer,
+            Attempt.correct,
+            Attempt.turns,
+        )
         .where(Attempt.question_id == question_id, Attempt.sample_index == 0)
         .order_by(Attempt.id)
     )

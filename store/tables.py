@@ -40,7 +40,7 @@ SEGMENT_LEVELS = ("shot", "event", "frame")
 WRITERS = ("template", "model")
 QUESTION_STATUSES = ("candidate", "accepted", "rejected")
 SPLITS = ("train", "heldout", "validation")
-ATTEMPT_MODES = ("full", "blind", "masked", "key_only", "random_span")
+ATTEMPT_MODES = ("full", "blind", "masked", "key_only", "random_span")  # the probe modes
 CHECKPOINT_ROLES = ("solver", "questioner")
 
 
@@ -220,6 +220,9 @@ class Attempt(Base):
     correct: Mapped[bool | None] = mapped_column(Boolean)
     iou: Mapped[float | None] = mapped_column(Float)
     reward: Mapped[float | None] = mapped_column(Float)
+    # a zoom tool answer's turns (what was said, the span asked for, the frames shown or the error), or a
+    # coarse-to-fine answer's record (the coarse answer, its confidence, whether and where it zoomed)
+    turns: Mapped[list[Any] | dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     question: Mapped[Question] = relationship(back_populates="attempts")

@@ -283,6 +283,36 @@ def test_heldout_scoring_stores_attempts_and_metrics_once(rounds_store: dict) ->
     assert stored == len(diag)
 
 
+def test_heldout_with_zoom_stores_answers_records_and_figures_beside_the_single_pass(
+    rounds_store: dict,
+) -> None:
+    from videozero.zoom_config import ZoomEvalSettings
+
+    store, run_id, ck = rounds_store["store"], rounds_store["run_id"], rounds_store["ckpt"][0]
+    engine = _tiny_engine(rounds_store["paths"][0])
+    single = evaluate_heldout(engine, store, run_id, ck, FAST)
+    for mode in ("coarse_to_fine", "zoom_tool"):
+        zoom = ZoomEvalSettings(mode=mode, threshold=1.0, max_frames=4, fps=4.0)  # always unsure: zooms
+        figures = evaluate_heldout(engine, store, run_id, ck, FAST.model_copy(update={"zoom": zoom}))
+        assert {k: v for k, v in figures.items() if not k.startswith(f"{mode}/")} == single  # unchanged
+        with store.session() as s:
+            turns = s.scalars(
+                select(Attempt.turns).where(Attempt.checkpoint_id == ck, Attempt.mode == mode)
+            ).all()
+            names = set(
+                s.scalars(
+                    select(Metric.name).where(Metric.checkpoint_id == ck, Metric.split == f"heldout:{mode}")
+                )
+            )
+        assert len(turns) == 4 and {"accuracy", "mIoU", "format_rate"} <= names
+        if mode == "coarse_to_fine":
+            assert all(t["zoomed"] and len(t["zoom"]["frames"]) <= 4 for t in turns)
+            assert figures["coarse_to_fine/zoomed_rate"] == 1.0 and "zoom_kept_rate" in names
+        else:
+            assert all(isinstance(t, list) and t[0]["said"] is not None for t in turns)
+            assert "tool_calls" in names and "zoom_tool/accuracy" in figures
+
+
 # --- the command ---------------------------------------------------------------------------------------
 
 
@@ -314,8 +344,17 @@ def test_videozero_eval_prints_rounds_side_by_side_and_writes_the_plot(
     one = videozero("eval", "--model", "round:1", "--db", rounds_store["url"], "--no-heldout",
                     "--benchmark", "asl_grounding", "--annotations", str(asl_build.items_path), "--limit", "1",
                     "--max-frames", "8", "--short-side", "64", "--max-new-tokens", "24",
-                    "--workdir", str(tmp_path / "work"))  # fmt: skip
+                    "--zoom", "coarse_to_fine", "--workdir", str(tmp_path / "work"))  # fmt: skip
     assert one.returncode == 0, one.stderr
+    with open_store(rounds_store["url"], create=False).session() as s:
+        names = set(
+            s.scalars(
+                select(Metric.name).where(
+                    Metric.checkpoint_id == rounds_store["ckpt"][1], Metric.split == "asl_grounding"
+                )
+            )
+        )
+    assert {"mIoU", "coarse_to_fine/mIoU"} <= names  # the benchmark with zoom beside the single pass
     assert (tmp_path / "work" / "reports" / "two-rounds-eval.png").is_file()
     assert "round 0" in one.stdout  # the stored figures of the other rounds stay in the comparison
 

@@ -6,6 +6,7 @@ read, whether the whole output followed the format, and why not.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -212,3 +213,93 @@ def tag_regions(text: str) -> list[tuple[str, int, int]]:
     if open_tag is not None:
         regions.append((open_tag[0], open_tag[1], len(text)))
     return regions
+
+
+# -- the zoom tool's call (VideoZoomer): <video_zoom>{"segment": [s, e], "fps": n}</video_zoom> -------------
+
+ZOOM_END = "</video_zoom>"  # a tool call ends here: generation stops at it and the tool answers
+MAX_CALL_CHARS = 400
+
+
+@dataclass(frozen=True)
+class ZoomCall:
+    """A zoom the model asked for: one span of the video and the frame rate to show it at, or why the call
+    could not be read (`error`, a short sentence the tool turn shows the model)."""
+
+    segment: tuple[float, float] | None
+    fps: float | None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def render_zoom_call(segment: tuple[float, float], fps: float, think: str = "") -> str:
+    """A tool call as the model should write it (warm-up targets).
+
+    >>> render_zoom_call((2.0, 4.5), 2)
+    '<think></think><video_zoom>{"segment": [2.0, 4.5], "fps": 2}</video_zoom>'
+    """
+    return f'<think>{think}</think><video_zoom>{{"segment": [{segment[0]:.1f}, {segment[1]:.1f}], "fps": {fps:g}}}</video_zoom>'
+
+
+def parse_zoom_call(text: object, duration: float | None, max_frames: int, max_fps: float) -> ZoomCall | None:
+    """The zoom call at the end of a model turn, read defensively (never raises): None when the turn holds
+    no `<video_zoom>` block; otherwise the call, or an error naming what was wrong (not JSON, no segment,
+    a segment outside the video or of no length, an fps that is not positive, too many frames).
+
+    >>> parse_zoom_call('<think>x</think><video_zoom>{"segment": [2, 4], "fps": 2}</video_zoom>', 10, 16, 8)
+    ZoomCall(segment=(2.0, 4.0), fps=2.0, error='')
+    >>> parse_zoom_call('<video_zoom>{"segment": [2, 40]}</video_zoom>', 10, 16, 8).error
+    'the segment [2, 40] is not inside the video (0 to 10.0 s)'
+    >>> parse_zoom_call('<video_zoom>[2, 4</video_zoom>', 10, 16, 8).error
+    'the call is not JSON: write {"segment": [start, end], "fps": n}'
+    >>> parse_zoom_call("<answer>B</answer>", 10, 16, 8) is None
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    lower = text.lower()
+    end = lower.rfind(ZOOM_END)
+    start = lower.rfind("<video_zoom>", 0, max(end, 0))
+    if end < 0 or start < 0:
+        return None
+    body = text[start + len("<video_zoom>") : end].strip()
+    if len(body) > MAX_CALL_CHARS:
+        return ZoomCall(None, None, f"the call is longer than {MAX_CALL_CHARS} characters")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, RecursionError):
+        return ZoomCall(None, None, 'the call is not JSON: write {"segment": [start, end], "fps": n}')
+    segment = data.get("segment") if isinstance(data, dict) else None
+    if (
+        not isinstance(segment, list)
+        or len(segment) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in segment)
+    ):
+        return ZoomCall(None, None, 'the call names no segment: write "segment": [start, end] in seconds')
+    s, e = float(segment[0]), float(segment[1])
+    shown = f"[{_short(segment[0])}, {_short(segment[1])}]"
+    if not (math.isfinite(s) and math.isfinite(e)) or e <= s:
+        return ZoomCall(None, None, f"the segment {shown} has no length: end must be after start")
+    if s < 0 or (duration is not None and e > duration + 1e-6):
+        limit = f"{duration:.1f}" if duration is not None else "its end"
+        return ZoomCall(None, None, f"the segment {shown} is not inside the video (0 to {limit} s)")
+    # no rate given: the highest that fits the call's frame budget
+    fps = data.get("fps", min(max_fps, (max_frames - 1) / (e - s)) if max_frames > 1 else 1e-9)
+    if not isinstance(fps, int | float) or isinstance(fps, bool) or not math.isfinite(fps) or fps <= 0:
+        return ZoomCall(None, None, "fps must be a positive number")
+    fps = min(float(fps), max_fps)
+    frames = math.floor((e - s) * fps) + 1
+    if frames > max_frames:
+        return ZoomCall(
+            None,
+            None,
+            f"that is {frames} frames, more than {max_frames} a call: shorten the segment or lower fps",
+        )
+    return ZoomCall((s, e), fps)
+
+
+def _short(value: object) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)[:12]

@@ -192,7 +192,7 @@ def boundary_penalised_iou(predicted: Span, target: Span, duration: float) -> fl
 
 
 class RewardWeights(BaseModel):
-    """Weights of the solver reward r_S = w_fmt * format + Acc * (1 + alpha * r_align)."""
+    """Weights of the solver reward r_S = w_fmt * format + Acc * (1 + alpha * r_align) (+ w_zoom * Acc_zoom)."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error
 
@@ -200,6 +200,12 @@ class RewardWeights(BaseModel):
     alpha: float = Field(1.0, ge=0, description="weight of evidence alignment (0 turns it off)")
     boundary_penalty: bool = Field(False, description="use Time-R1's boundary-penalised IoU for r_align")
     number_tolerance: float = Field(0.0, ge=0, description="counting answers within this many are right")
+    zoom: float = Field(
+        0.0,
+        ge=0,
+        description="weight of Zoom-Zero's zoom-in accuracy (a policy answers again from the rollout's spans "
+        "shown densely; 0 turns it off)",
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,22 @@ class SolverReward:
     accuracy: float
     alignment: float
     total: float
+    zoom: float = 0.0  # zoom-in accuracy (Zoom-Zero), when it was measured
+
+
+def with_zoom(reward: SolverReward, zoom_accuracy: float, weights: RewardWeights) -> SolverReward:
+    """`reward` with the zoom-in accuracy added: total + w_zoom * acc_zoom.
+
+    >>> with_zoom(SolverReward(1.0, 1.0, 0.5, 1.7), 1.0, RewardWeights(zoom=0.5)).total
+    2.2
+    """
+    return SolverReward(
+        reward.format,
+        reward.accuracy,
+        reward.alignment,
+        reward.total + weights.zoom * zoom_accuracy,
+        zoom_accuracy,
+    )
 
 
 def solver_reward(
@@ -227,7 +249,7 @@ def solver_reward(
     Correctness gates alignment: a wrong answer earns no temporal reward.
 
     >>> solver_reward(True, "B", [(1, 3)], "B", [(2, 4)], "option")
-    SolverReward(format=1.0, accuracy=1.0, alignment=0.3333333333333333, total=1.5333333333333332)
+    SolverReward(format=1.0, accuracy=1.0, alignment=0.3333333333333333, total=1.5333333333333332, zoom=0.0)
     >>> solver_reward(True, "A", [(2, 4)], "B", [(2, 4)], "option").total
     0.2
     """

@@ -22,6 +22,7 @@ from videozero.questioner.training_config import QuestionerGRPOConfig
 from videozero.questioner.verify_config import VerifyConfig
 from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.warmup_config import WarmupConfig
+from videozero.zoom_config import ZoomEvalSettings
 
 PRESETS = ("default", "smoke")
 
@@ -87,6 +88,10 @@ class EvalSettings(BaseModel):
     diagnostics: bool = Field(True, description="answer the round's accepted questions in every mode")
     diagnostics_limit: int | None = Field(
         24, ge=1, description="at most this many questions for the diagnostics"
+    )
+    zoom: ZoomEvalSettings = Field(
+        default_factory=ZoomEvalSettings,
+        description="held-out answers also with zoom: coarse_to_fine (Zoom-Zero) or zoom_tool (VideoZoomer)",
     )
 
 
@@ -314,6 +319,7 @@ def evaluation_settings(config: RunConfig):
         max_new_tokens=config.eval.max_new_tokens,
         batch_size=16,
         limit=config.eval.limit,
+        zoom=config.eval.zoom,
     )
 
 

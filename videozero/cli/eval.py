@@ -110,6 +110,14 @@ def eval_command(
         typer.Option("--max-new-tokens", min=8, help="answer length cap (default: the run's, else 96)"),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    zoom: Annotated[
+        str | None,
+        typer.Option(
+            "--zoom",
+            help="also answer with zoom: coarse_to_fine (Zoom-Zero) or zoom_tool (VideoZoomer's multi-turn "
+            "tool); figures beside the single pass (default: the run's eval.zoom.mode)",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
     workdir: Annotated[
         Path | None,
@@ -121,12 +129,15 @@ def eval_command(
     from store import StoreError, open_store
     from videozero.evaluation.benchmarks import BENCHMARKS, benchmark_items
     from videozero.models.source import check_model_source, offline
+    from videozero.zoom_config import ZOOM_MODES
 
     workdir = workdir or workdir_default()
     if model.startswith("round:") and not model.removeprefix("round:").isdigit():
         raise VideozeroError(
             f"--model {model!r} is not a round reference: write round:N with N a round index, e.g. round:0."
         )
+    if zoom is not None and zoom not in ("off", *ZOOM_MODES):
+        raise VideozeroError(f"--zoom {zoom!r} is not a zoom mode: use coarse_to_fine, zoom_tool or off.")
     if annotations is not None and benchmark is None:
         raise VideozeroError("--annotations needs --benchmark NAME to say how to read the file.")
     if benchmark is not None:
@@ -199,6 +210,8 @@ def eval_command(
     if benchmark is None and (picked is None or not heldout):
         raise VideozeroError("nothing to evaluate: pass --benchmark NAME, or --run with held-out questions.")
     config = _settings(store, picked, heldout, given, batch_size, limit)
+    if zoom is not None:  # zoom adds answers beside the single pass: the stored figures stay comparable
+        config = config.model_copy(update={"zoom": config.zoom.model_copy(update={"mode": zoom})})
 
     cache = VideoCache(workdir / "cache")
     extra = []
@@ -257,6 +270,7 @@ def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache
     from videozero.models.engines.transformers_engine import TransformersEngine
     from videozero.models.loader import load_model
     from videozero.stages.evaluate import evaluate_heldout, probe_round
+    from videozero.zoom_config import ZoomEvalSettings
 
     figures: dict = {}
     lm = load_model(target.path, device=device)
@@ -275,7 +289,13 @@ def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache
     if benchmark is not None:
         items, summary, reader_notes = read
         with console.status(f"{target.label}: {benchmark}"):
-            figures_read, _, _ = evaluate_items(engine, benchmark, items, config, cache)
+            figures_read, _, _ = evaluate_items(
+                engine, benchmark, items, config.model_copy(update={"zoom": ZoomEvalSettings()}), cache
+            )
+        if config.zoom.mode != "off":  # the same items with zoom, under their own split
+            with console.status(f"{target.label}: {benchmark} with {config.zoom.mode}"):
+                zoomed, _, _ = evaluate_items(engine, benchmark, items, config, cache)
+            figures_read |= {f"{config.zoom.mode}/{k}": v for k, v in zoomed.items()}
         notes.append(f"{benchmark}: {summary}")
         notes.extend(f"{benchmark}: {n}" for n in reader_notes)
         if cid is not None:

@@ -163,6 +163,48 @@ def _query(spec: dict | None) -> str:
     return "; ".join(parts)
 
 
+def zoom_lines(record: object) -> list[str]:
+    """An answer with zoom as lines: a coarse-to-fine record (the coarse answer, where it zoomed, the
+    zoomed answer, which was kept) or a zoom tool's turns (what was said, the span asked for and the frames
+    shown, or why the tool refused).
+
+    >>> zoom_lines({"coarse": {"answer": "B", "confidence": 0.4}, "zoomed": True, "kept": "zoom",
+    ...             "zoom": {"answer": "C", "confidence": 0.9, "frames": [2.0, 2.5], "spans": [[2, 3]]}})
+    ['coarse: B (confidence 0.40)', 'zoomed into 2 frames (2.0, 2.5 s): C (confidence 0.90)', 'kept: zoom']
+    >>> zoom_lines([{"said": "<video_zoom>x</video_zoom>", "call": {"error": "not JSON"}}, {"said": "<answer>A"}])
+    ["turn 1: '<video_zoom>x</video_zoom>'", '  tool refused: not JSON', "turn 2: '<answer>A'"]
+    """
+    lines: list[str] = []
+    if isinstance(record, dict):
+        coarse, zoom = record.get("coarse") or {}, record.get("zoom") or {}
+        lines.append(f"coarse: {coarse.get('answer')} (confidence {_fmt(coarse.get('confidence'))})")
+        if record.get("zoomed"):
+            frames = zoom.get("frames") or []
+            shown = ", ".join(f"{float(t):.1f}" for t in frames[:16]) + (" ..." if len(frames) > 16 else "")
+            lines.append(
+                f"zoomed into {len(frames)} frames ({shown} s): {zoom.get('answer')} "
+                f"(confidence {_fmt(zoom.get('confidence'))})"
+            )
+        lines.append(f"kept: {record.get('kept')}")
+        return lines
+    for k, turn in enumerate(record if isinstance(record, list) else [], start=1):
+        if not isinstance(turn, dict):
+            continue
+        lines.append(f"turn {k}: {str(turn.get('said', ''))[:300]!r}")
+        call = turn.get("call")
+        if isinstance(call, dict) and call.get("error"):
+            lines.append(f"  tool refused: {call['error']}")
+        elif isinstance(call, dict):
+            frames = call.get("frames") or []
+            segment = call.get("segment") or ["?", "?"]
+            lines.append(
+                f"  zoom [{segment[0]}, {segment[1]}] s at {call.get('fps')} fps: {len(frames)} frames at "
+                + ", ".join(f"{float(t):.1f}" for t in frames[:16])
+                + " s"
+            )
+    return lines
+
+
 @app.command()
 def show(
     question_id: Annotated[int, typer.Argument(metavar="ID", help="Question id (from `videozero qa list`).")],
@@ -228,11 +270,19 @@ def show(
                 _fmt(a["mean_reward"]),
             )
         console.print(table)
-        for sample in q["sample_outputs"][:5]:
+        plain = [x for x in q["sample_outputs"] if not x.get("turns")]
+        for sample in plain[:5]:
             console.print(
                 Text.assemble((f"{sample['mode']} sample 0: ", "dim"), repr(sample["raw_output"][:300])),
                 highlight=False,
             )
+        for sample in (x for x in q["sample_outputs"] if x.get("turns")):
+            console.print(
+                Text(f"{sample['mode']} of checkpoint {sample['checkpoint_id']}:", style="dim"),
+                highlight=False,
+            )
+            for line in zoom_lines(sample["turns"]):
+                console.print(Text("  " + line), highlight=False)
     else:
         console.print(Text("no attempts recorded", style="dim"))
 

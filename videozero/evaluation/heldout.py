@@ -37,6 +37,7 @@ from videozero.evaluation.metrics import (
     video_dependency,
 )
 from videozero.evaluation.runner import EvalConfig
+from videozero.evaluation.zoom import zoom_answers
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import answer_kind, question_prompt
@@ -46,6 +47,8 @@ from videozero.scoring import Label, score_completion
 from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import MINING_SAMPLING
 from videozero.video.probes import mode_video
+from videozero.video.zoom import dense_source
+from videozero.zoom_config import ZOOM_MODES
 
 HELDOUT_SPLIT = "heldout"
 DIAGNOSTICS_SPLIT = "diagnostics"
@@ -136,7 +139,7 @@ def answer_questions(
                 )
             clip = clips[q.video_path]
             video = VideoInput.from_clip(clip)
-            shown = mode_video(video, q.evidence, mode, clip.duration_s, seed=q.id)
+            shown = mode_video(video, q.evidence, _shown_mode(mode), clip.duration_s, seed=q.id)
             if q.spec.get("query"):  # query images are cut from the frames the question was mined on
                 key = f"{q.video_path}#dense"
                 if key not in clips:
@@ -145,10 +148,9 @@ def answer_questions(
             else:
                 requests.append(Request(q.prompt, shown))
             durations.append(clip.duration_s)
-        samples = engine.generate(requests, config.greedy)
+        answers = _answers(engine, chunk, requests, durations, config, cache)
         rows = []
-        for (q, mode), duration, outs in zip(chunk, durations, samples, strict=True):
-            text = outs[0].text
+        for (q, mode), duration, (text, turns) in zip(chunk, durations, answers, strict=True):
             scored = score_completion(text, Label(q.answer, q.evidence, q.kind, duration), weights)
             parsed, reward = scored.parsed, scored.reward
             rows.append(
@@ -163,6 +165,7 @@ def answer_questions(
                     "correct": reward.accuracy >= 1.0,
                     "iou": reward.alignment,
                     "reward": reward.total,
+                    "turns": turns,
                 }
             )
         keep(rows)
@@ -170,9 +173,53 @@ def answer_questions(
             progress(start + len(chunk), len(todo))
 
 
+def _shown_mode(mode: str) -> str:
+    """The probe mode whose view a mode starts from: the zoom modes start from the whole video."""
+    return "full" if mode in ZOOM_MODES else mode
+
+
+def _answers(
+    engine: GenerationEngine,
+    chunk: Sequence[tuple[StoredQuestion, str]],
+    requests: Sequence[Request],
+    durations: Sequence[float],
+    config: EvalConfig,
+    cache: VideoCache | None,
+) -> list[tuple[str, Any]]:
+    """(greedy answer text, zoom record or None) of each request: one pass for the probe modes, the zoom
+    mode's answers (`evaluation.zoom`) for the zoom modes."""
+    out: list[tuple[str, Any]] = [("", None)] * len(chunk)
+    plain = [i for i, (_, mode) in enumerate(chunk) if mode not in ZOOM_MODES]
+    if plain:
+        for i, outs in zip(plain, engine.generate([requests[i] for i in plain], config.greedy), strict=True):
+            out[i] = (outs[0].text, None)
+    for mode in ZOOM_MODES:
+        picked = [i for i, (_, m) in enumerate(chunk) if m == mode]
+        if not picked:
+            continue
+        settings = config.zoom.model_copy(update={"mode": mode})
+        sources = [_dense(chunk[i][0].video_path, settings.fps, config.short_side, cache) for i in picked]
+        found = zoom_answers(
+            engine,
+            [requests[i] for i in picked],
+            [durations[i] for i in picked],
+            [chunk[i][0].kind for i in picked],
+            sources,
+            settings,
+            config.greedy,
+        )
+        for i, answer in zip(picked, found, strict=True):
+            out[i] = answer
+    return out
+
+
+def _dense(path: str, fps: float, short_side: int, cache: VideoCache | None) -> Callable[[], VideoInput]:
+    return lambda: dense_source(path, fps, short_side, cache)
+
+
 def askable(question: StoredQuestion, mode: str) -> bool:
-    """Whether a question can be asked in `mode` (the evidence modes need evidence spans)."""
-    return mode in ("full", "blind") or bool(question.evidence)
+    """Whether a question can be asked in `mode` (the evidence probe modes need evidence spans)."""
+    return mode in ("full", "blind", *ZOOM_MODES) or bool(question.evidence)
 
 
 # --- figures -------------------------------------------------------------------------------------------
@@ -189,6 +236,32 @@ class AnsweredQuestion:
     parsed_answer: str | None
     parsed_spans: tuple[Span, ...]
     format_ok: bool
+
+
+def zoom_figures(records: Iterable[Any]) -> dict[str, float]:
+    """How often answers with zoom zoomed: coarse-to-fine's `zoomed_rate` (the coarse answer was unsure)
+    and `zoom_kept_rate` (the zoomed answer was kept), or the tool's `tool_calls` per answer and
+    `tool_refused` (calls the tool refused, per answer).
+
+    >>> zoom_figures([{"zoomed": True, "kept": "zoom"}, {"zoomed": False, "kept": "coarse"}])
+    {'zoomed_rate': 0.5, 'zoom_kept_rate': 0.5}
+    >>> zoom_figures([[{"said": "a", "call": {"segment": [1, 2]}}, {"said": "b"}], [{"said": "c"}]])
+    {'tool_calls': 0.5, 'tool_refused': 0.0}
+    """
+    records = [r for r in records if r is not None]
+    if not records:
+        return {}
+    if isinstance(records[0], dict):
+        n = len(records)
+        return {
+            "zoomed_rate": sum(bool(r.get("zoomed")) for r in records) / n,
+            "zoom_kept_rate": sum(r.get("kept") == "zoom" for r in records) / n,
+        }
+    calls = [t.get("call") for r in records for t in r if isinstance(t, dict) and t.get("call")]
+    return {
+        "tool_calls": len(calls) / len(records),
+        "tool_refused": sum(1 for c in calls if c.get("error")) / len(records),
+    }
 
 
 def heldout_metrics(answers: Iterable[AnsweredQuestion]) -> dict[str, float]:

@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from videozero.errors import VideozeroError
 from videozero.evaluation.benchmarks import GroundingItem, Prediction, benchmark_items, score
+from videozero.evaluation.zoom import zoom_answers
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.eval_config import EvalConfig
 from videozero.models.prompt import Request, VideoInput
 from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import VideoClip
+from videozero.video.zoom import dense_source
 
 
 def query_stills(clip: VideoClip, n: int) -> tuple[tuple[str, np.ndarray], ...]:
@@ -69,21 +72,41 @@ def evaluate_items(
     config: EvalConfig | None = None,
     cache: VideoCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    records: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, Prediction], dict[str, str]]:
-    """Greedy answers for `items` in batches, parsed into predictions and scored with the official figures."""
+    """Greedy answers for `items` in batches (with zoom when `config.zoom.mode` says so; each item's zoom
+    record then goes to `records`), parsed into predictions and scored with the official figures."""
     config = config or EvalConfig()
     predictions: dict[str, Prediction] = {}
     outputs: dict[str, str] = {}
     for start in range(0, len(items), config.batch_size):
         chunk = items[start : start + config.batch_size]
         built = [item_request(item, config, cache) for item in chunk]
-        samples = engine.generate([r for r, _ in built], config.greedy)
-        for item, (_, duration), outs in zip(chunk, built, samples, strict=True):
-            outputs[item.item_id] = outs[0].text
-            predictions[item.item_id] = Prediction.from_output(outs[0].text, duration)
+        if config.zoom.mode == "off":
+            texts = [outs[0].text for outs in engine.generate([r for r, _ in built], config.greedy)]
+        else:  # coarse-to-fine or the zoom tool, the zoomed frames decoded at the zoom rate
+            found = zoom_answers(
+                engine,
+                [r for r, _ in built],
+                [d for _, d in built],
+                [item.answer_kind for item in chunk],
+                [_dense(item.video_path, config.zoom.fps, config.short_side, cache) for item in chunk],
+                config.zoom,
+                config.greedy,
+            )
+            texts = [text for text, _ in found]
+            if records is not None:
+                records.update({item.item_id: record for item, (_, record) in zip(chunk, found, strict=True)})
+        for item, (_, duration), text in zip(chunk, built, texts, strict=True):
+            outputs[item.item_id] = text
+            predictions[item.item_id] = Prediction.from_output(text, duration)
         if progress is not None:
             progress(start + len(chunk), len(items))
     return score(name, items, predictions), predictions, outputs
+
+
+def _dense(path: str | None, fps: float, short_side: int, cache: VideoCache | None) -> Callable[[], Any]:
+    return lambda: dense_source(path, fps, short_side, cache) if path is not None else None
 
 
 def evaluate_benchmark(

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from videozero.answer_format import ANSWER_END
 from videozero.models.engines.base import SamplingParams
 from videozero.video.decode import SamplingConfig
+from videozero.zoom_config import ZoomEvalSettings
 
 
 class EvalConfig(BaseModel):
@@ -19,6 +20,7 @@ class EvalConfig(BaseModel):
     max_new_tokens: int = Field(96, ge=8, le=4096, description="answer length cap")
     batch_size: int = Field(8, ge=1, description="sequences per generate call")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N items or questions")
+    zoom: ZoomEvalSettings = Field(default_factory=ZoomEvalSettings, description="zoom at evaluation (off)")
 
     @property
     def sampling(self) -> SamplingConfig:

@@ -20,7 +20,7 @@ import torch
 
 from videozero.answer_format import tag_regions
 from videozero.models.qwen_video import image_patches, patch_times, seconds_per_grid, video_patches
-from videozero.models.request import Request
+from videozero.models.request import Request, ToolTurn
 from videozero.video.inputs import VideoInput
 
 if TYPE_CHECKING:
@@ -228,7 +228,18 @@ def render_prompt(
     mm = mm if mm is not None else _empty_mm()
     system = f"<|im_start|>system\n{request.system}<|im_end|>\n" if request.system else ""
     content = _render_content(lm, request, mm, expand)
-    return f"{system}<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
+    turns = "".join(_render_turn(lm, turn, mm, expand) for turn in request.turns)
+    return f"{system}<|im_start|>user\n{content}<|im_end|>\n{turns}<|im_start|>assistant\n"
+
+
+def _render_turn(lm: LoadedModel, turn: ToolTurn, mm: dict[str, list], expand: bool) -> str:
+    """An earlier turn of a multi-turn answer: the model's words, then the tool's reply as the next user
+    turn (its frames, each with its time, before its text). Both lie in the prompt of the next answer, so
+    the tool's tokens are never trained on."""
+    parts: list[str] = []
+    _render_video(lm, turn.video, mm, expand, parts)
+    reply = "".join(parts) + turn.reply
+    return f"<|im_start|>assistant\n{turn.said}<|im_end|>\n<|im_start|>user\n{reply}<|im_end|>\n"
 
 
 def _empty_mm() -> dict[str, list]:

@@ -136,4 +136,5 @@ def solver_question(
         family=c.family,
         question_id=question_id,
         rationale=rationale(c.family, c.spec, c.evidence, shown.timestamps) if template else "",
+        zoom_source=dense,
     )

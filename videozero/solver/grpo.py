@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from videozero.solver.training import (
     seed_everything,
     supervised_backward,
 )
+from videozero.solver.zoom_reward import add_zoom_rewards, zoom_accuracies
 
 # -- loss maths -------------------------------------------------------------------------------------------
 
@@ -145,10 +146,13 @@ def make_experience(
     accuracy: torch.Tensor | None = None,
     alignment: torch.Tensor | None = None,
     anchor: tuple[list, list[str]] | None = None,
+    segments: Sequence[Sequence[tuple]] | None = None,
 ) -> Experience:
     """Group-normalised advantages of `group_size` consecutive rows sharing a prompt; groups whose
     rewards do not vary are dropped (they carry no gradient, only noise through the normalisation)
     unless `skip_zero_variance` is off. With token-selective credit, a group varies if any part does.
+    With `segments` (per row, its (request, completion) model turns: the zoom tool), each kept row
+    becomes its turns, each with the row's advantages.
 
     >>> rewards = torch.tensor([1.0, 0.0, 0.5, 0.5])
     >>> config = GRPOConfig(group_size=2, token_selective=False)
@@ -166,6 +170,21 @@ def make_experience(
     keep_groups = varied if c.skip_zero_variance else torch.ones_like(varied)
     keep = keep_groups.repeat_interleave(c.group_size)
     rows = [i for i in range(len(requests)) if keep[i] and completions[i]]
+    if segments is not None:  # a multi-turn rollout trains as one row per model turn, its advantage on each
+        turns = [(i, request, list(ids)) for i in rows for request, ids in segments[i] if ids]
+        rows = [i for i, _, _ in turns]
+        requests = [request for _, request, _ in turns]
+        completions = [ids for _, _, ids in turns]
+        return Experience(
+            requests,
+            completions,
+            adv_total[rows],
+            adv_acc[rows] if adv_acc is not None else None,
+            adv_align[rows] if adv_align is not None else None,
+            int(keep_groups.sum()),
+            int(varied.sum()),
+            anchor,
+        )
     return Experience(
         [requests[i] for i in rows],
         [list(completions[i]) for i in rows],
@@ -196,6 +215,9 @@ class StepStats:
     seconds_rollout: float
     seconds_update: float
     completion_tokens: int = 0  # tokens the rollouts sampled (all groups, kept or not)
+    seconds_zoom: float = 0.0  # of seconds_rollout: answering from the zoomed views (zoom-in reward)
+    zoom: float | None = None  # mean zoom-in accuracy, when measured
+    tool_calls: float | None = None  # mean zoom tool calls per rollout, with the tool
 
 
 @dataclass
@@ -229,6 +251,13 @@ class GRPOTrainer:
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99))
         self.engine = TransformersEngine(lm, batch_size=max(self.config.group_size, 64))
+        self.zoom_engine = None
+        if self.config.weights.zoom > 0:  # who answers from the zoomed views
+            if self.config.zoom.policy == "reference":
+                ref = self.ref if self.ref is not None else frozen_copy(lm.model)
+                self.zoom_engine = TransformersEngine(replace(lm, model=ref), batch_size=64)
+            else:
+                self.zoom_engine = self.engine
         self.rng = np.random.default_rng(self.config.seed)
         self.step_index = 0
 
@@ -271,6 +300,7 @@ class GRPOTrainer:
         experience = self.experience(results)
         loss, kl, clip = self.update(experience)
         samples = [x for r in results for x in r.samples]
+        trajectories = [x.trajectory for x in samples if x.trajectory is not None]
         return StepStats(
             step=self.step_index,
             reward=float(np.mean([x.reward.total for x in samples])),
@@ -285,13 +315,27 @@ class GRPOTrainer:
             anchored=experience.anchor is not None,
             seconds_rollout=rolled - started,
             seconds_update=time.perf_counter() - rolled,
-            completion_tokens=sum(len(x.sample.token_ids) for x in samples),
+            completion_tokens=sum(x.token_count for x in samples),
+            seconds_zoom=self.last_zoom_seconds,
+            zoom=float(np.mean([x.reward.zoom for x in samples])) if self.zoom_engine is not None else None,
+            tool_calls=float(np.mean([len(t.calls) for t in trajectories])) if trajectories else None,
         )
 
     def rollout(self, questions: Sequence[SolverQuestion]) -> list[QuestionRollouts]:
-        """A group of `group_size` rollouts per question, scored by the trainer's scorer (the policy is
+        """A group of `group_size` rollouts per question (multi-turn with the zoom tool when `tool` is set),
+        scored by the trainer's scorer, plus the zoom-in accuracy when `weights.zoom` > 0 (the policy is
         not changed)."""
-        return rollout_questions(self.engine, questions, self.rollout_config(), self.scorer)
+        c = self.config
+        results = rollout_questions(self.engine, questions, self.rollout_config(), self.scorer, c.tool)
+        self.last_zoom_seconds = 0.0
+        if self.zoom_engine is not None:
+            started = time.perf_counter()
+            accuracies = zoom_accuracies(self.zoom_engine, results, c.zoom, c.weights, c.max_new_tokens)
+            add_zoom_rewards(results, accuracies, c.weights)
+            self.last_zoom_seconds = time.perf_counter() - started
+        return results
+
+    last_zoom_seconds: float = 0.0
 
     def experience(self, results: Sequence[QuestionRollouts]) -> Experience:
         """The solver's experience: advantages of the scored groups, and the supervised anchor on the
@@ -314,14 +358,19 @@ class GRPOTrainer:
                         for r in targets
                     ],
                 )
+        requests = [results[i // c.group_size].question.request for i in range(len(samples))]
+        multi_turn = any(x.trajectory is not None for x in samples)
+        # token-selective credit routes the zoom-in accuracy to the evidence tokens, beside the alignment
+        evidence_part = [x.reward.alignment + c.weights.zoom * x.reward.zoom for x in samples]
         return make_experience(
-            [results[i // c.group_size].question.request for i in range(len(samples))],
+            requests,
             [x.sample.token_ids for x in samples],
             torch.tensor([x.reward.total for x in samples]),
             c,
             torch.tensor([x.reward.accuracy for x in samples]),
-            torch.tensor([x.reward.alignment for x in samples]),
+            torch.tensor(evidence_part),
             anchor,
+            [x.rows(r) for x, r in zip(samples, requests, strict=True)] if multi_turn else None,
         )
 
     def update(self, experience: Experience) -> tuple[float, float, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from videozero.rewards import RewardWeights
+from videozero.zoom_config import ZoomRewardSettings, ZoomToolSettings
 
 
 class LoraSettings(BaseModel):
@@ -87,3 +88,10 @@ class GRPOConfig(BaseModel):
         "auto", description="constructed | consensus | auto (see rollout.training_target)"
     )
     weights: RewardWeights = Field(default_factory=RewardWeights)
+    zoom: ZoomRewardSettings = Field(
+        default_factory=ZoomRewardSettings,
+        description="how the zoom-in accuracy is measured when weights.zoom > 0 (Zoom-Zero)",
+    )
+    tool: ZoomToolSettings | None = Field(
+        None, description="roll out with the multi-turn zoom tool (VideoZoomer); None: single-turn answers"
+    )

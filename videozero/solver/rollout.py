@@ -12,8 +12,8 @@ constructed answer (the round table reads the same figure from the stored questi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +23,11 @@ from videozero.models.prompt import Request
 from videozero.rewards import RewardWeights, SolverReward, Span, canonical_answer
 from videozero.scoring import Label, SolverScorer, solver_scorer, training_label
 from videozero.solver.pseudo_label import PseudoLabel, Rollout, in_agreement_band, majority_vote
+from videozero.video.inputs import VideoInput
+from videozero.zoom_config import ZoomToolSettings
+
+if TYPE_CHECKING:
+    from videozero.solver.zoom_tool import Trajectory
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class SolverQuestion:
     family: str = ""
     question_id: int | None = None
     rationale: str = ""  # the <think> text known by construction (template questions), else empty
+    zoom_source: VideoInput | None = (
+        None  # denser frames a zoom is cut from (the mined ones); None: the shown
+    )
 
 
 class RolloutConfig(BaseModel):
@@ -65,6 +73,20 @@ class ScoredSample:
     sample: Sample
     parsed: ParsedAnswer
     reward: SolverReward
+    trajectory: Trajectory | None = None  # the turns of a multi-turn (zoom tool) answer; `sample` is its last
+
+    def rows(self, request: Request) -> list[tuple[Request, list[int]]]:
+        """(prompt, completion tokens) this rollout trains as: one row, or one per turn of a trajectory."""
+        if self.trajectory is not None:
+            return self.trajectory.rows()
+        return [(request, list(self.sample.token_ids))]
+
+    @property
+    def token_count(self) -> int:
+        """Tokens the model wrote for this rollout (every turn of a trajectory)."""
+        if self.trajectory is not None:
+            return sum(len(s.token_ids) for s in self.trajectory.segments)
+        return len(self.sample.token_ids)
 
 
 @dataclass
@@ -129,9 +151,12 @@ def rollout_questions(
     questions: Sequence[SolverQuestion],
     config: RolloutConfig | None = None,
     scorer: SolverScorer | None = None,
+    tool: ZoomToolSettings | None = None,
 ) -> list[QuestionRollouts]:
     """N rollouts per question, scored by `scorer` (default: `scoring.score_completion` at the config's
-    weights) against each question's training target, with pseudo-labels."""
+    weights) against each question's training target, with pseudo-labels. With `tool`, each rollout is a
+    multi-turn answer with the zoom tool (`solver.zoom_tool`), scored on its last turn, less the tool's
+    penalty for each refused call."""
     config = config or RolloutConfig()
     scorer = scorer or solver_scorer(config.weights)
     if not questions:
@@ -144,7 +169,40 @@ def rollout_questions(
         seed=config.seed,
         stop=(ANSWER_END,),
     )
-    generated = engine.generate([q.request for q in questions], params)
+    if tool is None:
+        generated = engine.generate([q.request for q in questions], params)
+        return score_rollouts(questions, generated, config, scorer)
+    from videozero.solver.zoom_tool import run_tool, tool_request
+
+    trajectories = run_tool(
+        engine,
+        [tool_request(q.request) for q in questions],
+        [q.duration or 0.0 for q in questions],
+        [_source_of(q) for q in questions],
+        params,
+        tool,
+    )
+    results = score_rollouts(questions, [[t.final for t in group] for group in trajectories], config, scorer)
+    for result, group in zip(results, trajectories, strict=True):
+        for scored, t in zip(result.samples, group, strict=True):
+            scored.trajectory = t
+            if t.errors:
+                scored.reward = replace(scored.reward, total=scored.reward.total - tool.penalty * t.errors)
+    return results
+
+
+def _source_of(question: SolverQuestion):
+    """The frames a zoom into `question`'s video is cut from: its dense frames, else those it shows."""
+    return lambda: question.zoom_source if question.zoom_source is not None else question.request.video
+
+
+def score_rollouts(
+    questions: Sequence[SolverQuestion],
+    generated: Sequence[Sequence[Sample]],
+    config: RolloutConfig,
+    scorer: SolverScorer,
+) -> list[QuestionRollouts]:
+    """Each question's sampled answers parsed, voted on and scored against its training target."""
     results = []
     for question, samples in zip(questions, generated, strict=True):
         parsed = [parse_answer(s.text, question.duration) for s in samples]
@@ -187,6 +245,7 @@ def attempt_rows(
                 "correct": (s.reward.accuracy >= 1.0) if scored else None,
                 "iou": s.reward.alignment if scored else None,
                 "reward": s.reward.total,
+                "turns": s.trajectory.record() if s.trajectory is not None else None,
             }
         )
     return rows

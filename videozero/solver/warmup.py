@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videozero.answer_format import render_answer
+from videozero.answer_format import parse_answer, render_answer
 from videozero.models.loader import LoadedModel
 from videozero.models.nano.frame_cache import cache_frame_cells
 from videozero.models.prompt import Request
@@ -32,6 +32,8 @@ from videozero.solver.training import (
     trainable_count,
 )
 from videozero.solver.warmup_config import WarmupConfig
+from videozero.solver.zoom_tool import warmup_rows
+from videozero.zoom_config import ZoomToolSettings
 
 
 @dataclass
@@ -56,13 +58,44 @@ def warmup(
     questions: Sequence[SolverQuestion],
     config: WarmupConfig | None = None,
     progress: Callable[[int, float], None] | None = None,
+    tool: ZoomToolSettings | None = None,
 ) -> WarmupReport:
-    """Supervised steps on `questions` (their constructed targets); `lm.model` is trained in place."""
+    """Supervised steps on `questions` (their constructed targets, and with `config.tool_fraction` some
+    of them in the zoom tool's format at `tool`'s limits); `lm.model` is trained in place."""
     usable = [q for q in questions if q.answer is not None]
     if not usable:
         raise ValueError("the warm-up needs questions with constructed answers")
     targets = supervised_targets(usable, config.rationale if config else False)
-    return supervised_steps(lm, [q.request for q in usable], targets, config, progress)
+    requests = [q.request for q in usable]
+    if config is not None and config.tool_fraction > 0:
+        tool_requests, tool_targets = tool_examples(usable, targets, config.tool_fraction, config.seed, tool)
+        requests, targets = requests + tool_requests, targets + tool_targets
+    return supervised_steps(lm, requests, targets, config, progress)
+
+
+def tool_examples(
+    questions: Sequence[SolverQuestion],
+    targets: Sequence[str],
+    fraction: float,
+    seed: int,
+    tool: ZoomToolSettings | None = None,
+) -> tuple[list[Request], list[str]]:
+    """The zoom tool's format taught on a seeded `fraction` of `questions` (`zoom_tool.warmup_rows`):
+    (prompts, targets), two rows a question, the answer's think as in its single-turn target."""
+    tool = tool or ZoomToolSettings()
+    rng = np.random.default_rng(seed + 17)
+    picked = [i for i in range(len(questions)) if rng.random() < fraction]
+    requests: list[Request] = []
+    texts: list[str] = []
+    for i in picked:
+        q = questions[i]
+        think = parse_answer(targets[i]).think
+        for request, target in warmup_rows(
+            q.request, q.evidence, q.answer or "", q.duration or 0.0, q.zoom_source, tool, think
+        ):
+            requests.append(request)
+            texts.append(target)
+    return requests, texts
 
 
 def supervised_steps(

@@ -62,6 +62,13 @@ class WarmupConfig(BaseModel):
         "questioner.rationale) instead of an empty think; at the default 24 LoRA steps it lowered nano's "
         "validation accuracy (bench/results/README.md)",
     )
+    tool_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of the targets also taught in the zoom tool's format (a zoom into the known "
+        "evidence, the tool's reply, then the answer), so that solver.tool can be used at all",
+    )
     lr: float = Field(2e-4, gt=0, description="learning rate of the LM (LoRA or full)")
     projector_lr: float = Field(1e-3, ge=0, description="learning rate of the projector (0: frozen)")
     warmup_fraction: float = Field(0.1, ge=0, le=1, description="linear learning-rate warm-up, then cosine")

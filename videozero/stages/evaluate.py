@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from store import Session, Store
-from store.attempts import answered_pairs, greedy_answers, mode_results, question_rows
+from store.attempts import answered_pairs, attempt_turns, greedy_answers, mode_results, question_rows
 from store.bulk import insert_attempts
 from store.checkpoints import VALIDATION_SPLIT, checkpoint_of, latest_solver
 from store.metrics import write_metrics
@@ -27,6 +27,7 @@ from videozero.evaluation.heldout import (
     paired_diagnostics,
     question_scores,
     stored_question,
+    zoom_figures,
 )
 from videozero.memory import releasing_memory
 from videozero.models.engines.base import GenerationEngine
@@ -140,12 +141,29 @@ def evaluate_heldout(
         questions = stored_questions(session, run_id, split=split, limit=config.limit)
     if not questions:
         return {}
-    score_questions(engine, store, checkpoint_id, questions, ("full",), config, cache, progress)
+    zoom = config.zoom.mode
+    modes = ("full",) if zoom == "off" else ("full", zoom)
+    score_questions(engine, store, checkpoint_id, questions, modes, config, cache, progress)
+    ids = [q.id for q in questions]
     with store.write() as session:
-        answers = greedy_answers(session, checkpoint_id, [q.id for q in questions])
+        answers = greedy_answers(session, checkpoint_id, ids)
         figures = heldout_metrics(answered_questions(questions, answers))
         write_metrics(session, run_id, round_id, checkpoint_id, split, figures, whole_split=True)
+        if zoom != "off":  # the same questions answered with zoom, beside the single pass
+            zoomed = heldout_metrics(
+                answered_questions(questions, greedy_answers(session, checkpoint_id, ids, zoom))
+            )
+            zoomed |= zoom_figures(attempt_turns(session, checkpoint_id, ids, zoom))
+            write_metrics(
+                session, run_id, round_id, checkpoint_id, zoom_split(split, zoom), zoomed, whole_split=True
+            )
+            figures = figures | {f"{zoom}/{k}": v for k, v in zoomed.items() if "/" not in k}
     return figures
+
+
+def zoom_split(split: str, mode: str) -> str:
+    """The metrics split of a split's answers with zoom, e.g. 'heldout:coarse_to_fine'."""
+    return f"{split}:{mode}"
 
 
 def diagnostics(

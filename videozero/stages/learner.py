@@ -140,7 +140,7 @@ def warmup_path(
     def train(lm, step: Callable[[int, float], None]) -> None:
         if drills:
             matching_steps(lm, drills, w, drilled)
-        warmup(lm, train_q, w, step)
+        warmup(lm, train_q, w, step, config.solver.tool)
 
     _train_and_save(base, out, train, "warm-up", w.steps, progress)
     return str(out)

@@ -45,7 +45,8 @@ class InverseCdfSampler(LogitsProcessor):
 def _prompt_size(request: Request) -> tuple[int, int, int]:
     """A cheap stand-in for a prompt's token count, to order prompts by: frames, images, characters."""
     return (
-        len(request.video) if request.video is not None else 0,
+        (len(request.video) if request.video is not None else 0)
+        + sum(len(t.video) for t in request.turns if t.video is not None),
         len(request.images),
         len(request.question),
     )

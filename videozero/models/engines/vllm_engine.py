@@ -64,16 +64,24 @@ def vllm_request(lm: LoadedModel, request: Request) -> dict[str, Any]:
             Image.fromarray(_resized(np.asarray(img)[None], lm, lm.vision.max_pixels)[0])
             for _, img in request.images
         ]
-    if request.video is not None:
-        frames = _resized(request.video.frames, lm, lm.vision.video_max_pixels)
+    videos = [v for v in (request.video, *(t.video for t in request.turns)) if v is not None]
+    entries, rates = [], []
+    for video in videos:  # the overview, then each zoom's frames, in the order the prompt shows them
+        frames = _resized(video.frames, lm, lm.vision.video_max_pixels)
         if lm.family == "qwen3_vl":
-            data["video"] = (frames, video_metadata(request.video.timestamps))
+            entries.append((frames, video_metadata(video.timestamps)))
+        else:
+            entries.append(frames)
+            rates.append(
+                lm.vision.temporal_patch_size
+                / seconds_per_grid(video.timestamps, lm.vision.temporal_patch_size)
+            )
+    if entries:
+        data["video"] = entries[0] if len(entries) == 1 else entries
+        if lm.family == "qwen3_vl":
             kwargs["do_sample_frames"] = False
         else:
-            data["video"] = frames
-            kwargs["fps"] = lm.vision.temporal_patch_size / seconds_per_grid(
-                request.video.timestamps, lm.vision.temporal_patch_size
-            )
+            kwargs["fps"] = rates[0] if len(rates) == 1 else rates
     out: dict[str, Any] = {"prompt": prompt}
     if data:
         out["multi_modal_data"] = data
@@ -131,6 +139,7 @@ class VLLMEngine(GenerationEngine):
         max_model_len: int = 8192,
         gpu_memory_utilization: float = 0.6,
         max_images: int = 4,
+        max_videos: int = 6,
         seed: int = 0,
         **llm_kwargs: Any,
     ) -> None:
@@ -150,7 +159,7 @@ class VLLMEngine(GenerationEngine):
             dtype=dtype,
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
-            limit_mm_per_prompt={"video": 1, "image": max_images},
+            limit_mm_per_prompt={"video": max_videos, "image": max_images},
             seed=seed,
             **llm_kwargs,
         )
