@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
@@ -17,6 +18,10 @@ class EvalParams(BaseModel):
     workdir: str = Field("videozero_work")
     db: str | None = None
     limit: int | None = Field(None, ge=1, description="only the first N held-out questions")
+    zoom: Literal["off", "coarse_to_fine", "zoom_tool"] | None = Field(
+        None,
+        description="also answer with zoom, figures beside the single pass (None: the run's eval.zoom.mode)",
+    )
 
 
 @flow(name="videozero-eval", log_prints=True)
@@ -37,6 +42,8 @@ def evaluate(params: EvalParams) -> dict:
         if stored is not None:  # the run's own settings; this store and work directory
             config = stored.model_copy(update={"workdir": params.workdir, "db": params.db})
         config.eval.limit = params.limit
+        if params.zoom is not None:
+            config.eval.zoom.mode = params.zoom
         columns = run_columns(store, run_id)
         for c in columns:
             figures = evaluate_checkpoint(config, run_id, c.checkpoint_id)
@@ -48,12 +55,14 @@ def evaluate(params: EvalParams) -> dict:
         "| figure | " + " | ".join(c.label for c in report.columns) + " |",
         "|---" * (len(report.columns) + 1) + "|",
     ]
+    zoomed = f"heldout:{config.eval.zoom.mode}"
     for split, name in report.rows():
-        if split != "heldout" or "/" in name:
+        if split not in ("heldout", zoomed) or "/" in name:
             continue
         per = report.values[(split, name)]
+        label = name if split == "heldout" else f"{config.eval.zoom.mode} {name}"
         lines.append(
-            f"| {name} | "
+            f"| {label} | "
             + " | ".join(f"{per[c.label]:.3f}" if c.label in per else "-" for c in report.columns)
             + " |"
         )

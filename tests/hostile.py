@@ -239,6 +239,10 @@ CASES: list[Case] = [
          lambda c: _config(c, "round: 3\n"), "error", "unknown setting round"),
     Case("config-unknown-nested-key", "config", "a misspelt nested key (solver.stepz)",
          lambda c: _config(c, "solver:\n  stepz: 3\n"), "error", "unknown setting solver.stepz"),
+    Case("config-bad-zoom-mode", "config", "eval.zoom.mode: sideways",
+         lambda c: _config(c, "eval:\n  zoom:\n    mode: sideways\n"), "error", "invalid setting eval.zoom.mode"),
+    Case("config-bad-tool-turns", "config", "solver.tool.max_turns: 0",
+         lambda c: _config(c, "solver:\n  tool:\n    max_turns: 0\n"), "error", "invalid setting solver.tool.max_turns"),
     Case("config-unknown-preset-file", "config", "preset: huge in the file",
          lambda c: _config(c, "preset: huge\n"), "error", "unknown preset 'huge'"),
     Case("config-unknown-preset-flag", "config", "--preset huge",
@@ -313,6 +317,8 @@ CASES: list[Case] = [
          lambda c: ["eval", "--model", str(c.path("nomodel")), "--db", c.db], "error", "does not exist"),
     Case("eval-unknown-run", "evaluation", "--run naming no run",
          lambda c: ["eval", "--model", "base", "--db", c.db, "--run", "nosuch"], "error", "nosuch"),
+    Case("eval-unknown-zoom", "evaluation", "--zoom sideways",
+         lambda c: ["eval", "--model", "base", "--db", c.db, "--zoom", "sideways"], "error", "is not a zoom mode"),
 ]  # fmt: skip
 
 

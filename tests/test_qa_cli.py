@@ -108,3 +108,38 @@ def test_bad_input_gives_one_clear_error(populated: str, args: list[str], fragme
     if "--db" not in args:
         args = [*args, "--db", populated]
     assert_one_sentence_error(videozero(*args), fragment)
+
+
+def test_show_displays_the_zoom_turns_of_attempts(populated: str) -> None:
+    from sqlalchemy import select
+
+    from store import Attempt, Checkpoint, Question
+
+    store = open_store(populated, create=False)
+    with store.write() as s:
+        qid = s.scalars(select(Question.id).order_by(Question.id)).first()
+        ck = s.scalars(select(Checkpoint.id).order_by(Checkpoint.id)).first()
+        tool_turns = [
+            {"said": '<video_zoom>{"segment": [1, 2]}</video_zoom>', "call": {"segment": [1.0, 2.0], "fps": 2.0,
+             "frames": [1.0, 1.5, 2.0], "fallback": False}},
+            {"said": "<video_zoom>[oops</video_zoom>", "call": {"error": "the call is not JSON"}},
+            {"said": "<think></think><evidence>[1.0, 2.0]</evidence><answer>A</answer>"},
+        ]  # fmt: skip
+        c2f = {"coarse": {"answer": "B", "confidence": 0.41}, "zoomed": True, "kept": "zoom",
+               "zoom": {"answer": "A", "confidence": 0.93, "frames": [1.0, 1.5], "spans": [[1, 2]]}}  # fmt: skip
+        for mode, turns in (("zoom_tool", tool_turns), ("coarse_to_fine", c2f)):
+            s.add(
+                Attempt(
+                    question_id=qid, checkpoint_id=ck, mode=mode, sample_index=0, raw_output="x", turns=turns
+                )
+            )
+    store.dispose()
+    out = videozero("qa", "show", str(qid), "--db", populated)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "zoom [1.0, 2.0] s at 2.0 fps: 3 frames at 1.0, 1.5, 2.0 s" in text
+    assert "tool refused: the call is not JSON" in text and "turn 3:" in text
+    assert "coarse: B (confidence 0.41)" in text and "zoomed into 2 frames (1.0, 1.5 s): A" in text
+    assert "kept: zoom" in text
+    shown = json.loads(videozero("qa", "show", str(qid), "--db", populated, "--format", "json").stdout)
+    assert any(x.get("turns") == c2f for x in shown["sample_outputs"])

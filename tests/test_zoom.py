@@ -395,6 +395,7 @@ def test_warmup_rows_teach_a_zoom_into_the_evidence_then_the_answer() -> None:
     assert answer == render_answer(((2.0, 4.0),), "B", "hm")
     assert warmup_rows(q.request, (), "B", 10.0, q.zoom_source, settings) == []
     assert render_zoom_call((1.0, 5.0), 1.75).endswith('"fps": 1.75}</video_zoom>')
+    assert '"fps"' not in call_text and parsed.fps == pytest.approx(7 / 4)  # the most the budget allows
 
 
 def test_warmup_tool_fraction_adds_tool_rows() -> None:

@@ -235,13 +235,17 @@ class ZoomCall:
         return not self.error
 
 
-def render_zoom_call(segment: tuple[float, float], fps: float, think: str = "") -> str:
-    """A tool call as the model should write it (warm-up targets).
+def render_zoom_call(segment: tuple[float, float], fps: float | None = None, think: str = "") -> str:
+    """A tool call as the model should write it (warm-up targets); without `fps` the tool picks the
+    highest rate the call's frame budget allows.
 
+    >>> render_zoom_call((2.0, 4.5))
+    '<think></think><video_zoom>{"segment": [2.0, 4.5]}</video_zoom>'
     >>> render_zoom_call((2.0, 4.5), 2)
     '<think></think><video_zoom>{"segment": [2.0, 4.5], "fps": 2}</video_zoom>'
     """
-    return f'<think>{think}</think><video_zoom>{{"segment": [{segment[0]:.1f}, {segment[1]:.1f}], "fps": {fps:g}}}</video_zoom>'
+    rate = "" if fps is None else f', "fps": {fps:g}'
+    return f'<think>{think}</think><video_zoom>{{"segment": [{segment[0]:.1f}, {segment[1]:.1f}]{rate}}}</video_zoom>'
 
 
 def parse_zoom_call(text: object, duration: float | None, max_frames: int, max_fps: float) -> ZoomCall | None:

@@ -170,24 +170,16 @@ def make_experience(
     keep_groups = varied if c.skip_zero_variance else torch.ones_like(varied)
     keep = keep_groups.repeat_interleave(c.group_size)
     rows = [i for i in range(len(requests)) if keep[i] and completions[i]]
+    kept_requests = [requests[i] for i in rows]
+    kept_completions = [list(completions[i]) for i in rows]
     if segments is not None:  # a multi-turn rollout trains as one row per model turn, its advantage on each
         turns = [(i, request, list(ids)) for i in rows for request, ids in segments[i] if ids]
         rows = [i for i, _, _ in turns]
-        requests = [request for _, request, _ in turns]
-        completions = [ids for _, _, ids in turns]
-        return Experience(
-            requests,
-            completions,
-            adv_total[rows],
-            adv_acc[rows] if adv_acc is not None else None,
-            adv_align[rows] if adv_align is not None else None,
-            int(keep_groups.sum()),
-            int(varied.sum()),
-            anchor,
-        )
+        kept_requests = [request for _, request, _ in turns]
+        kept_completions = [ids for _, _, ids in turns]
     return Experience(
-        [requests[i] for i in rows],
-        [list(completions[i]) for i in rows],
+        kept_requests,
+        kept_completions,
         adv_total[rows],
         adv_acc[rows] if adv_acc is not None else None,
         adv_align[rows] if adv_align is not None else None,

@@ -33,8 +33,8 @@ from videozero.video.zoom import usable_spans, zoom_view
 from videozero.zoom_config import ZoomToolSettings
 
 TOOL_INSTRUCTION = (
-    'To look closer, write <think>why</think><video_zoom>{"segment": [start, end], "fps": n}</video_zoom> '
-    "and you will be shown that span's frames; then answer."
+    'To look closer, write <think>why</think><video_zoom>{"segment": [start, end]}</video_zoom> (with "fps": n '
+    "if you like) and you will be shown that span's frames; then answer."
 )
 LAST_TURN = " This is your last turn: answer now, without zooming."
 
@@ -167,19 +167,16 @@ def warmup_rows(
     margin_s: float = 1.0,
 ) -> list[tuple[Request, str]]:
     """The tool format as supervised targets (so that a small model can use the tool at all): a zoom into
-    the known evidence (its hull widened by `margin_s` each side, at the highest rate the frame budget
-    allows), the tool's reply, then the answer; as two (prompt, target) rows. [] without evidence or video."""
+    the known evidence (its hull widened by `margin_s` each side; no fps, so the tool shows as many frames
+    as the call's budget allows and a copied rate can never ask for too many), the tool's reply, then the
+    answer; as two (prompt, target) rows. [] without evidence or video."""
     spans = usable_spans(evidence, duration)
     video = source if source is not None else request.video
     if not spans or video is None:
         return []
     s = max(0.0, spans[0][0] - margin_s)
     e = min(duration, spans[-1][1] + margin_s) if duration > 0 else spans[-1][1] + margin_s
-    fps = min(settings.max_fps, (settings.max_frames - 1) / max(e - s, 1e-3))
-    fps = max(0.1, float(f"{fps:.2g}"))
-    while int((e - s) * fps) + 1 > settings.max_frames and fps > 0.1:
-        fps = round(fps * 0.8, 2)
-    call_text = render_zoom_call((s, e), fps)
+    call_text = render_zoom_call((s, e))
     call = parse_zoom_call(call_text, duration, settings.max_frames, settings.max_fps)
     if call is None or not call.ok:
         return []

@@ -72,6 +72,10 @@ def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, An
             "mIoU": figures.get("mIoU"),
             "validation_accuracy": valid.get("accuracy"),
         }
+        if ecfg.zoom.mode != "off":  # the held-out answers with zoom, beside the single pass
+            out |= {
+                f"{ecfg.zoom.mode}_{k}": figures.get(f"{ecfg.zoom.mode}/{k}") for k in ("accuracy", "mIoU")
+            }
         if config.eval.diagnostics:
             dcfg = ecfg.model_copy(update={"limit": config.eval.diagnostics_limit})
             diag = probe_round(engine, store, run_id, round_id, ckpt, dcfg)

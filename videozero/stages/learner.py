@@ -27,6 +27,7 @@ from videozero.solver.training import save_checkpoint
 from videozero.solver.warmup import matching_steps, warmup, warmup_tasks
 from videozero.stages.evidence import evidence_loader, load_video_evidence
 from videozero.stages.run import open_run_store, round_id_of, stage_record
+from videozero.zoom_config import ZoomToolSettings
 
 
 @releasing_memory
@@ -106,7 +107,10 @@ def warmup_path(
     if families and (store is None or run_id is None):
         raise VideozeroError("a warm-up on the loop's families needs the run's store and training videos.")
     videos = training_video_ids(store, run_id) if families else []
-    key = w.model_dump_json()
+    # a warm-up without tool targets keeps the key it had before they existed (its checkpoint is reused)
+    key = w.model_dump_json(exclude={"tool_fraction"} if not w.tool_fraction else None)
+    if w.tool_fraction:
+        key += f"|{(config.solver.tool or ZoomToolSettings()).model_dump_json()}"
     if families:
         q = config.questioner
         key += f"|{videos_tag(store, videos)}|{q.families}|{q.solver_fps}|{q.solver_max_frames}|{config.seed}"

@@ -61,6 +61,13 @@ def solver_stage(
             "reward_first": round(steps[0].reward, 4) if steps else None,
             "reward_last": round(steps[-1].reward, 4) if steps else None,
         }
+        zooms = [x.zoom for x in steps if x.zoom is not None]
+        if zooms:  # the zoom-in reward: its mean and its cost
+            out["zoom_accuracy"] = round(sum(zooms) / len(zooms), 4)
+            out["seconds_zoom"] = round(sum(x.seconds_zoom for x in steps), 1)
+        calls = [x.tool_calls for x in steps if x.tool_calls is not None]
+        if calls:  # the zoom tool: calls per rollout
+            out["tool_calls"] = round(sum(calls) / len(calls), 4)
         box.append(dict(out))
     return out
 
