@@ -462,3 +462,19 @@ def test_vllm_request_of_a_tool_turn_carries_every_video_in_prompt_order(family:
         assert [m["frames_indices"] for _, m in videos] == [[0, 2500, 5000, 7500], [2000, 2500, 3500, 4000]]
     else:
         assert len(built["mm_processor_kwargs"]["fps"]) == 2
+
+
+def test_dense_sources_read_each_video_once_and_hold_a_few(tmp_path) -> None:
+    from tests.model_builds import REAL_VIDEOS
+    from videozero.video.cache import VideoCache
+    from videozero.video.zoom import DenseSources
+
+    a, b = str(real_clip_path()), str(REAL_VIDEOS / "asl_gestures" / "milk.mkv")
+    sources = DenseSources(2.0, 64, VideoCache(tmp_path / "cache"), keep=1)
+    first = sources.of(a)()
+    assert sources.of(a)() is first  # held: the questions of one video read its frames once
+    other = sources.of(b)()
+    assert other is not first and sources.of(b)() is other
+    again = sources.of(a)()  # pushed out by b (keep=1): read again, from the frame cache
+    assert again is not first and np.array_equal(again.frames, first.frames)
+    assert sources.of(None)() is None

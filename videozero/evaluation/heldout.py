@@ -47,7 +47,7 @@ from videozero.scoring import Label, score_completion
 from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import MINING_SAMPLING
 from videozero.video.probes import mode_video
-from videozero.video.zoom import dense_source
+from videozero.video.zoom import DenseSources
 from videozero.zoom_config import ZOOM_MODES
 
 HELDOUT_SPLIT = "heldout"
@@ -129,6 +129,7 @@ def answer_questions(
     sample 0) go to `keep` as soon as they exist, so a caller that stores them resumes where it stopped."""
     weights = RewardWeights()
     clips: dict[str, Any] = {}
+    dense = DenseSources(config.zoom.fps, config.short_side, cache)  # what the zoom modes zoom into
     for start in range(0, len(todo), config.batch_size):
         chunk = todo[start : start + config.batch_size]
         requests, durations = [], []
@@ -148,7 +149,7 @@ def answer_questions(
             else:
                 requests.append(Request(q.prompt, shown))
             durations.append(clip.duration_s)
-        answers = _answers(engine, chunk, requests, durations, config, cache)
+        answers = _answers(engine, chunk, requests, durations, config, dense)
         rows = []
         for (q, mode), duration, (text, turns) in zip(chunk, durations, answers, strict=True):
             scored = score_completion(text, Label(q.answer, q.evidence, q.kind, duration), weights)
@@ -184,10 +185,10 @@ def _answers(
     requests: Sequence[Request],
     durations: Sequence[float],
     config: EvalConfig,
-    cache: VideoCache | None,
+    dense: DenseSources,
 ) -> list[tuple[str, Any]]:
     """(greedy answer text, zoom record or None) of each request: one pass for the probe modes, the zoom
-    mode's answers (`evaluation.zoom`) for the zoom modes."""
+    mode's answers (`evaluation.zoom`, zooming into `dense`'s frames) for the zoom modes."""
     out: list[tuple[str, Any]] = [("", None)] * len(chunk)
     plain = [i for i, (_, mode) in enumerate(chunk) if mode not in ZOOM_MODES]
     if plain:
@@ -198,7 +199,7 @@ def _answers(
         if not picked:
             continue
         settings = config.zoom.model_copy(update={"mode": mode})
-        sources = [_dense(chunk[i][0].video_path, settings.fps, config.short_side, cache) for i in picked]
+        sources = [dense.of(chunk[i][0].video_path) for i in picked]
         found = zoom_answers(
             engine,
             [requests[i] for i in picked],
@@ -211,10 +212,6 @@ def _answers(
         for i, answer in zip(picked, found, strict=True):
             out[i] = answer
     return out
-
-
-def _dense(path: str, fps: float, short_side: int, cache: VideoCache | None) -> Callable[[], VideoInput]:
-    return lambda: dense_source(path, fps, short_side, cache)
 
 
 def askable(question: StoredQuestion, mode: str) -> bool:

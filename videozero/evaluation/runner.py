@@ -23,7 +23,7 @@ from videozero.models.eval_config import EvalConfig
 from videozero.models.prompt import Request, VideoInput
 from videozero.video.cache import VideoCache, load_clip
 from videozero.video.decode import VideoClip
-from videozero.video.zoom import dense_source
+from videozero.video.zoom import DenseSources
 
 
 def query_stills(clip: VideoClip, n: int) -> tuple[tuple[str, np.ndarray], ...]:
@@ -79,6 +79,7 @@ def evaluate_items(
     config = config or EvalConfig()
     predictions: dict[str, Prediction] = {}
     outputs: dict[str, str] = {}
+    dense = DenseSources(config.zoom.fps, config.short_side, cache)  # what the zoom modes zoom into
     for start in range(0, len(items), config.batch_size):
         chunk = items[start : start + config.batch_size]
         built = [item_request(item, config, cache) for item in chunk]
@@ -90,7 +91,7 @@ def evaluate_items(
                 [r for r, _ in built],
                 [d for _, d in built],
                 [item.answer_kind for item in chunk],
-                [_dense(item.video_path, config.zoom.fps, config.short_side, cache) for item in chunk],
+                [dense.of(item.video_path) for item in chunk],
                 config.zoom,
                 config.greedy,
             )
@@ -103,10 +104,6 @@ def evaluate_items(
         if progress is not None:
             progress(start + len(chunk), len(items))
     return score(name, items, predictions), predictions, outputs
-
-
-def _dense(path: str | None, fps: float, short_side: int, cache: VideoCache | None) -> Callable[[], Any]:
-    return lambda: dense_source(path, fps, short_side, cache) if path is not None else None
 
 
 def evaluate_benchmark(

@@ -11,7 +11,8 @@ view is `fallback_frames` spread evenly over the whole video (Zoom-Zero's rule) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +105,25 @@ def dense_source(
     zoomed view is cut from when no denser frames are at hand."""
     clip = load_clip(path, SamplingConfig(fps=fps, max_frames=DENSE_MAX_FRAMES, short_side=short_side), cache)
     return VideoInput.from_clip(clip)
+
+
+class DenseSources:
+    """Dense sources by video path, decoded (or read from the frame cache) once and the last `keep` held,
+    so that the questions of one video zoom into frames read once: `sources.of(path)` is what a zoom
+    calls when it needs them (None for a question without a video file)."""
+
+    def __init__(self, fps: float, short_side: int, cache: VideoCache | None = None, keep: int = 4) -> None:
+        self.fps, self.short_side, self.cache, self.keep = fps, short_side, cache, keep
+        self._held: OrderedDict[str, VideoInput] = OrderedDict()
+
+    def __call__(self, path: str) -> VideoInput:
+        if path in self._held:
+            self._held.move_to_end(path)
+        else:
+            self._held[path] = dense_source(path, self.fps, self.short_side, self.cache)
+            while len(self._held) > self.keep:
+                self._held.popitem(last=False)
+        return self._held[path]
+
+    def of(self, path: str | Path | None) -> Callable[[], VideoInput | None]:
+        return lambda: self(str(path)) if path is not None else None
