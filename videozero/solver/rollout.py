@@ -43,9 +43,8 @@ class SolverQuestion:
     family: str = ""
     question_id: int | None = None
     rationale: str = ""  # the <think> text known by construction (template questions), else empty
-    zoom_source: VideoInput | None = (
-        None  # denser frames a zoom is cut from (the mined ones); None: the shown
-    )
+    # denser frames a zoom is cut from (the mined ones); None: zoom into the frames the request shows
+    zoom_source: VideoInput | None = None
 
 
 class RolloutConfig(BaseModel):
