@@ -2,7 +2,8 @@
 VideoZoomer's multi-turn tool, each returning the answer kept and a record of what was done.
 
 Coarse-to-fine: answer on the overview, with a confidence: `agreement` (the share of `samples` sampled
-answers that agree with their majority; the majority's first well-formed answer is kept) or
+answers that agree with their majority, by the loop's own vote `pseudo_label.majority_vote`; the
+majority's first well-formed answer is kept) or
 `probability` (the greedy answer tokens' joint probability, <answer> tags included). Where the
 confidence is under `threshold`, the frames inside that answer's spans are decoded at the zoom rate
 (`video.zoom`; the whole video spread evenly when its spans hold none) and the question asked again on
@@ -12,7 +13,6 @@ them alone; the more confident of the two answers is kept (the coarse one on tie
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,6 +23,7 @@ from videozero.models.engines.base import GenerationEngine, Sample, SamplingPara
 from videozero.models.prompt import TokenRegion, completion_regions
 from videozero.models.request import Request
 from videozero.rewards import canonical_answer
+from videozero.solver.pseudo_label import Rollout, majority_vote
 from videozero.solver.zoom_tool import ZoomSource, run_tool, tool_request
 from videozero.video.zoom import zoom_view
 from videozero.zoom_config import ZoomEvalSettings
@@ -81,15 +82,13 @@ def confident_answers(
         if settings.confidence == "probability":
             out.append(ConfidentAnswer(samples[0].text, parsed[0], answer_probability(tokenizer, samples[0])))
             continue
-        votes = [canonical_answer(p.answer, kind) for p in parsed]
-        counts = Counter(v for v in votes if v is not None)
-        if not counts:
+        label = majority_vote([Rollout(p.answer, p.spans) for p in parsed], kind)  # the loop's own vote
+        if label.answer is None:
             out.append(ConfidentAnswer(samples[0].text, parsed[0], 0.0))
             continue
-        best, n = counts.most_common(1)[0]
-        agreeing = [i for i, v in enumerate(votes) if v == best]
+        agreeing = [i for i, p in enumerate(parsed) if canonical_answer(p.answer, kind) == label.answer]
         pick = next((i for i in agreeing if parsed[i].format_ok), agreeing[0])
-        out.append(ConfidentAnswer(samples[pick].text, parsed[pick], n / len(samples)))
+        out.append(ConfidentAnswer(samples[pick].text, parsed[pick], label.agreement))
     return out
 
 
