@@ -75,6 +75,7 @@ QUESTION_COLUMNS = (
     Question.r_q,
     Question.dedup_of,
     Video.path.label("video"),
+    Video.duration_s,
     Question.text,
     Question.options,
     Question.answer,

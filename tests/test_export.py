@@ -38,9 +38,14 @@ def test_openrlhf_rows(populated: str, tmp_path: Path) -> None:
     rows = _export(populated, tmp_path, "openrlhf")
     assert len(rows) == 3  # accepted training questions only, oldest first
     first = rows[0]
-    assert set(first) == {"prompt", "label", "video"}
-    assert first["prompt"][0]["role"] == "user" and first["prompt"][0]["content"].startswith(HOSTILE_TEXTS[0])
-    assert "</evidence><answer>" in first["prompt"][0]["content"]  # the format instruction
+    assert set(first) == {"prompt", "label", "video", "images"} and first["images"] == []
+    video_part, text_part = first["prompt"][0]["content"]
+    assert first["prompt"][0]["role"] == "user" and video_part == {
+        "type": "video",
+        "video": "/data/clip_0.mp4",
+    }
+    assert text_part["text"].startswith(HOSTILE_TEXTS[0].replace("<video>", "[video]"))
+    assert "</evidence><answer>" in text_part["text"]  # the format instruction
     label = json.loads(first["label"])
     assert label == {
         "question_id": 1,
@@ -49,24 +54,38 @@ def test_openrlhf_rows(populated: str, tmp_path: Path) -> None:
         "evidence": [[1.0, 2.0]],
         "answer_kind": "text",
         "options": None,
+        "duration": 10.0,  # the video's, so alignment is clamped to it as in the loop
     }
     second = json.loads(rows[1]["label"])
     assert (second["answer"], second["evidence"], second["answer_kind"]) == ("B", [[1.5, 2.5]], "option")
-    assert "A. first\nB. second" in rows[1]["prompt"][0]["content"]
+    assert "A. first\nB. second" in rows[1]["prompt"][0]["content"][-1]["text"]
     assert rows[0]["video"] == "/data/clip_0.mp4"
 
 
 def test_verl_and_easyr1_rows(populated: str, tmp_path: Path) -> None:
     verl = _export(populated, tmp_path, "verl", ".parquet")
-    assert set(verl[0]) == {"data_source", "prompt", "videos", "ability", "reward_model", "extra_info"}
+    assert set(verl[0]) == {
+        "data_source",
+        "prompt",
+        "images",
+        "videos",
+        "ability",
+        "reward_model",
+        "extra_info",
+    }
     assert verl[0]["data_source"] == "videozero/grounding"
-    assert verl[0]["prompt"][0]["content"].startswith("<video>" + HOSTILE_TEXTS[0])
-    assert verl[0]["videos"] == [{"video": "/data/clip_0.mp4"}]
+    assert verl[0]["prompt"][0]["content"].startswith(
+        "<video>\n" + HOSTILE_TEXTS[0].replace("<video>", "[video]")
+    )
+    assert verl[0]["videos"] == [{"video": "/data/clip_0.mp4", "fps": 2.0, "max_frames": 32}]
+    assert verl[0]["images"] == []
     assert verl[0]["reward_model"]["style"] == "rule"
     assert json.loads(verl[0]["reward_model"]["ground_truth"])["evidence"] == [[1.0, 2.0]]
     assert verl[0]["extra_info"] == {"question_id": 1, "split": "train", "level": 0}
     easy = _export(populated, tmp_path, "easyr1")
-    assert set(easy[0]) == {"problem", "answer", "videos"} and easy[0]["videos"] == ["/data/clip_0.mp4"]
+    assert set(easy[0]) == {"problem", "answer", "images", "videos"} and easy[0]["videos"] == [
+        "/data/clip_0.mp4"
+    ]
     assert easy[0]["problem"] == verl[0]["prompt"][0]["content"]
 
 
@@ -143,3 +162,27 @@ def test_verl_and_trl_rewards_on_exported_rows_equal_the_loops(populated: str, t
     assert no_alignment([first["completion"][0]["content"]], [first["solution"]], **kinds) == [1.0]
     with pytest.raises(Exception, match="not a label `videozero qa export` writes"):
         compute_score("videozero/grounding", "B", "not json")
+
+
+def test_placeholders_in_question_text_are_not_counted_as_media() -> None:
+    """A model-written question that says `<image>` or `<video>` cannot shift verl's or EasyR1's
+    matching of placeholders to media: only the export's own placeholders remain."""
+    from videozero.export import to_shape
+
+    row = {
+        "id": 7,
+        "family": "grounding",
+        "level": 0,
+        "video": "/v.mp4",
+        "text": "Which <image> matches the <VIDEO> at <audio>?",
+        "options": ["<image>", "b"],
+        "answer": "A",
+        "evidence": [[1, 2]],
+        "spec": {},
+    }
+    verl = to_shape(row, "verl", images=[("Query", "/m/q.png")])
+    text = verl["prompt"][0]["content"]
+    assert text.count("<image>") == 1 and text.count("<video>") == 1 and "<audio>" not in text
+    assert "Which [image] matches the [VIDEO] at [audio]?" in text and "A. [image]" in text
+    assert verl["images"] == [{"image": "/m/q.png"}]
+    assert to_shape(row, "easyr1", images=[("Query", "/m/q.png")])["problem"] == text

@@ -628,3 +628,71 @@ def test_heldout_scores_count_answers_that_think_the_constructed_rationale():
     assert scores.families["grounding"]["rationale"] == 0.5  # whitespace aside, one of two said it
     assert "rationale" not in scores.families["counting"]
     assert scores.rationale == 0.5 and scores.accuracy == 1.0
+
+
+def _media_references(row: dict, shape: str) -> tuple[int, list[str]]:
+    """(placeholders or image parts the prompt shows, image files the row names) of an exported row."""
+    if shape == "verl":
+        return row["prompt"][0]["content"].count("<image>"), [i["image"] for i in row["images"]]
+    if shape == "easyr1":
+        return row["problem"].count("<image>"), row["images"]
+    parts = [p for p in row["prompt"][0]["content"] if p["type"] == "image"]
+    files = [p["image"] if shape == "openrlhf" else p["path"] for p in parts]
+    if shape == "openrlhf":
+        assert files == row["images"]
+    return len(parts), files
+
+
+@pytest.mark.parametrize("shape", ["verl", "openrlhf", "easyr1", "trl"])
+def test_exports_carry_every_query_image_their_prompts_show(mined, tmp_path, shape):
+    """Questions of every family from real mined clips: each `<image>` (or image part) of an exported
+    prompt is a PNG file beside the export, in the row, showing the frame the question names."""
+    import json
+
+    from PIL import Image
+
+    from store.queries import QuestionFilter, list_questions
+    from store.runs import ensure_round
+    from videozero.export import media_folder, write_export
+    from videozero.questioner.round_config import QuestionerConfig
+    from videozero.stages.question import propose_round
+    from videozero.video.cache import VideoCache, load_clip
+    from videozero.video.decode import MINING_SAMPLING
+    from videozero.video.query_images import query_frames
+
+    store, root, _, videos = mined
+    name = f"export-{shape}"
+    run_id = claim_run(store, name, {})
+    attach_videos(store, run_id, list(videos)[:2], heldout=[list(videos)[2]])
+    config = QuestionerConfig(per_video=12)
+    propose_round(store, run_id, ensure_round(store, run_id, 0), config, cache_dir=root / "cache")
+    with store.session() as s:
+        rows = list_questions(s, QuestionFilter(run=name, status="candidate"), limit=None)
+    assert {"grounding", "ordering", "what_next"} <= {r["family"] for r in rows}
+    out = tmp_path / f"{shape}.jsonl"
+    assert write_export(reversed(rows), out, shape, cache=VideoCache(root / "cache")) == len(rows)
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    folder = media_folder(out).resolve()
+    shown = 0
+    for row, ex in zip(reversed(rows), exported, strict=True):
+        n, files = _media_references(ex, shape)
+        expected = query_frames(load_clip(row["video"], MINING_SAMPLING).timestamps, row["spec"] or {})
+        assert n == len(files) == len(expected), (row["family"], n, files)
+        for (_label, index), f in zip(expected, files, strict=True):
+            path = Path(f)
+            assert path.is_file() and path.is_relative_to(folder)
+            assert f"frame_{index:04d}_" in path.name
+            with Image.open(path) as image:
+                assert image.size[1] > 0 and image.mode == "RGB"
+        shown += n
+        if shape in ("verl", "easyr1"):  # the labels precede their images, the video follows them
+            text = ex["prompt"][0]["content"] if shape == "verl" else ex["problem"]
+            assert all(f"{label}: <image>" in text for label, _ in expected)
+            assert text.count("<video>") == 1 and text.index("<video>") > text.rfind("<image>")
+        if shape == "verl":
+            assert ex["videos"] == [{"video": row["video"], "fps": 2.0, "max_frames": 32}]
+    assert shown > 0
+    # files are written once per frame, shared by the questions that show it
+    assert len(list(folder.rglob("*.png"))) == len(
+        {f for ex in exported for f in _media_references(ex, shape)[1]}
+    )

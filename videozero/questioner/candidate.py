@@ -6,22 +6,21 @@ solver is shown besides the video. Query media (a query frame, the clips to orde
 are stored as the true timestamps of sampled frames (`spec["query"]`), never as pixels, so a stored
 question is rebuilt from the decoded video (`question_request`) with the same sampling.
 
-`spec["query"]` is a list of `{"label": str, "times": [t, ...], "reverse": bool}`; each item becomes one
-still image per time, labelled "<label>" (one frame) or "<label>, frame k" (several), in reverse order
-when `reverse` is true (the arrow-of-time family).
+`spec["query"]` and the images it names: `video/query_images.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from videozero.models.prompt import Request, VideoInput
 from videozero.question_prompt import answer_kind, question_prompt
 from videozero.rewards import Span
+from videozero.video.query_images import query_images
+
+__all__ = ["Candidate", "query_images", "question_request"]
 
 
 @dataclass
@@ -50,30 +49,6 @@ class Candidate:
     @property
     def prompt(self) -> str:
         return question_prompt(self.text, self.options, self.spec)
-
-
-def nearest_frames(timestamps: np.ndarray, times: Sequence[float]) -> list[int]:
-    """Indices of the sampled frames nearest each of `times`.
-
-    >>> nearest_frames(np.array([0.0, 0.5, 1.0]), [0.4, 2.0])
-    [1, 2]
-    """
-    t = np.asarray(timestamps, dtype=np.float64)
-    return [int(np.argmin(np.abs(t - float(x)))) for x in times]
-
-
-def query_images(video: VideoInput, spec: Mapping[str, Any]) -> tuple[tuple[str, np.ndarray], ...]:
-    """The labelled still images `spec["query"]` names, cut from the full (unmasked) video."""
-    images: list[tuple[str, np.ndarray]] = []
-    for item in spec.get("query") or []:
-        times = [float(t) for t in item.get("times", [])]
-        idx = nearest_frames(video.timestamps, times)
-        if item.get("reverse"):
-            idx = idx[::-1]
-        label = str(item.get("label", "Query"))
-        for k, i in enumerate(idx):
-            images.append((label if len(idx) == 1 else f"{label}, frame {k + 1}", video.frames[i]))
-    return tuple(images)
 
 
 def question_request(

@@ -2,7 +2,8 @@
 
 Mainline OpenRLHF passes images to VLMs, not video. Each question's clip is sampled (true timestamps),
 its frames are written as PNG files, and the prompt interleaves `Frame at <t> s:` text with one image
-entry per frame, so the timestamps the model needs are in the text. Rows:
+entry per frame, so the timestamps the model needs are in the text; a question's query images (the
+query frame, the clips to order, the option frames) come first, each after its label. Rows:
 
     {"prompt": [{"role": "user", "content": [{"type": "text", "text": "Frame at 0.0 s:"},
                                              {"type": "image", "image": "<png>"}, ...,
@@ -24,14 +25,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from videozero.errors import VideozeroError
-from videozero.export import training_label
+from videozero.export import QueryMedia, training_label
 from videozero.question_prompt import answer_kind, question_prompt
 from videozero.scoring import LABEL_MODES
 
@@ -61,11 +62,19 @@ def save_frames(frames: np.ndarray, times: np.ndarray, folder: Path) -> list[str
 
 
 def openrlhf_row(
-    row: dict[str, Any], images: list[str], times: np.ndarray, label_mode: str = "auto"
+    row: dict[str, Any],
+    images: list[str],
+    times: np.ndarray,
+    label_mode: str = "auto",
+    query: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """One question row (as `store.queries.list_questions` returns it) with its video's saved frames."""
+    """One question row (as `store.queries.list_questions` returns it) with its video's saved frames,
+    after the question's query images (`export.QueryMedia`: label and file), as the loop shows them."""
     answer, evidence = training_label(row, label_mode)
     content: list[dict[str, Any]] = []
+    for name, path in query:
+        content.append({"type": "text", "text": f"{name}:"})
+        content.append({"type": "image", "image": path})
     for t, path in zip(times, images, strict=True):
         content.append({"type": "text", "text": frame_text(float(t))})
         content.append({"type": "image", "image": path})
@@ -83,7 +92,7 @@ def openrlhf_row(
     }
     return {
         INPUT_KEY: [{"role": "user", "content": content}],
-        IMAGE_KEY: images,
+        IMAGE_KEY: [path for _, path in query] + images,
         LABEL_KEY: json.dumps(label),
     }
 
@@ -107,6 +116,7 @@ def export_openrlhf(
         raise VideozeroError(f"OpenRLHF reads its prompt dataset as JSON lines: name '{out.name}' *.jsonl.")
     sampling = sampling or SamplingConfig(fps=2.0, max_frames=32, short_side=448)
     image_dir = out.parent / f"{out.stem}_frames"
+    media = QueryMedia(image_dir / "query")
     records = []
     most = 0
     # Many questions share a video: decode it and write its frames once.
@@ -122,10 +132,13 @@ def export_openrlhf(
                 clip.duration_s,
             )
         images, times, duration = saved[video]
+        query = media(row)
         records.append(
-            openrlhf_row(dict(row, duration_s=row.get("duration_s") or duration), images, times, label_mode)
+            openrlhf_row(
+                dict(row, duration_s=row.get("duration_s") or duration), images, times, label_mode, query
+            )
         )
-        most = max(most, len(images))
+        most = max(most, len(images) + len(query))
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
