@@ -3,6 +3,7 @@ a solver with signal losing accuracy when the evidence is masked, and the questi
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -647,8 +648,6 @@ def _media_references(row: dict, shape: str) -> tuple[int, list[str]]:
 def test_exports_carry_every_query_image_their_prompts_show(mined, tmp_path, shape):
     """Questions of every family from real mined clips: each `<image>` (or image part) of an exported
     prompt is a PNG file beside the export, in the row, showing the frame the question names."""
-    import json
-
     from PIL import Image
 
     from store.queries import QuestionFilter, list_questions
@@ -695,4 +694,76 @@ def test_exports_carry_every_query_image_their_prompts_show(mined, tmp_path, sha
     # files are written once per frame, shared by the questions that show it
     assert len(list(folder.rglob("*.png"))) == len(
         {f for ex in exported for f in _media_references(ex, shape)[1]}
+    )
+
+
+@pytest.mark.parametrize("backend", ["verl", "openrlhf"])
+def test_a_round_handed_to_an_external_backend_writes_its_data_and_command(mined, tmp_path, backend):
+    """`solver.backend: verl | openrlhf`: the round's accepted questions exported in the backend's shape
+    with their media and its command written; without the backend installed the stage stops with the
+    folder in one sentence; a checkpoint the backend saved there is read back."""
+    import pyarrow.parquet as pq
+    from sqlalchemy import update
+
+    from store.runs import ensure_round
+    from videozero.errors import VideozeroError
+    from videozero.questioner.round_config import QuestionerConfig
+    from videozero.run_config import RunConfig
+    from videozero.stages.external import external_round
+    from videozero.stages.question import propose_round
+    from videozero.stages.solver import solver_settings
+
+    store, root, _, videos = mined
+    name = f"ext-{backend}"
+    run_id = claim_run(store, name, {})
+    attach_videos(store, run_id, list(videos)[:2], heldout=[list(videos)[2]])
+    round_id = ensure_round(store, run_id, 0)
+    propose_round(store, run_id, round_id, QuestionerConfig(per_video=6), cache_dir=root / "cache")
+    with store.write() as s:
+        s.execute(
+            update(Question)
+            .where(Question.round_id == round_id, Question.status == "candidate")
+            .values(status="accepted")
+        )
+        accepted = s.scalar(
+            select(func.count(Question.id)).where(
+                Question.round_id == round_id, Question.status == "accepted"
+            )
+        )
+    config = RunConfig(
+        run_name=name, workdir=str(tmp_path), solver={"backend": backend, "external": {"dry_run": True}}
+    )
+    gcfg = solver_settings(config, 0)
+    ext = external_round(store, config, name, 0, "/models/qwen-vl", gcfg)
+    assert ext.checkpoint is None and ext.questions == accepted > 0
+    script = (ext.folder / "command.sh").read_text()
+    if backend == "verl":
+        rows = pq.read_table(ext.folder / "data" / "train.parquet").to_pylist()
+        assert "verl.trainer.main_ppo" in script and "actor_rollout_ref.model.path=/models/qwen-vl" in script
+        assert f"data.train_files={ext.folder / 'data' / 'train.parquet'}" in script
+        assert all(Path(i["image"]).is_file() for r in rows for i in r["images"])
+    else:
+        rows = [json.loads(x) for x in (ext.folder / "data" / "train.jsonl").read_text().splitlines()]
+        assert "openrlhf.cli.train_ppo_ray" in script and all(
+            Path(p).is_file() for r in rows for p in r["images"]
+        )
+    assert len(rows) == accepted and "VIDEOZERO_REWARD_WEIGHTS" in script
+    live = config.model_copy(
+        update={
+            "solver": config.solver.model_copy(
+                update={"external": gcfg.external.model_copy(update={"dry_run": False})}
+            )
+        }
+    )
+    with pytest.raises(
+        VideozeroError, match=f"{backend} is not installed here: round 0's data and command are in"
+    ):
+        external_round(store, live, name, 0, "/models/qwen-vl", solver_settings(live, 0))
+    # the backend ran elsewhere and left its checkpoint in the folder: the same round reads it back
+    saved = ext.folder / "output" / ("global_step_4/actor/huggingface" if backend == "verl" else "final")
+    saved.mkdir(parents=True)
+    (saved / "config.json").write_text("{}")
+    (saved / "model.safetensors").write_bytes(b"")
+    assert (
+        external_round(store, live, name, 0, "/models/qwen-vl", solver_settings(live, 0)).checkpoint == saved
     )

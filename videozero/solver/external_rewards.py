@@ -1,8 +1,9 @@
 """The reward contract as verl and TRL call it, for the rows `videozero qa export` writes.
 
-- verl: point `custom_reward_function.path` at this file and `custom_reward_function.name` at
-  `compute_score`; verl calls `compute_score(data_source, solution_str, ground_truth, extra_info)` with the
-  exported row's `reward_model.ground_truth` (our JSON label) and reads the returned dict's `score`.
+- verl (0.9.1): point `reward.custom_reward_function.path` at this file and `.name` at `compute_score`
+  (`solver/verl/launch.py` does); verl calls `compute_score(data_source=, solution_str=, ground_truth=,
+  extra_info=)` with the exported row's `reward_model.ground_truth` (our JSON label) and reads the
+  returned dict's `score`, logging the other keys as reward parts.
 - TRL: pass `trl_reward` (or `trl_reward_with(weights)`) in `GRPOTrainer(reward_funcs=[...])`; TRL calls it
   with the completions and the dataset's extra columns (`solution`, `evidence` of the `trl` export).
 - OpenRLHF has its own module (`solver.openrlhf.reward`), over the same `scoring.score_completion`.
@@ -37,9 +38,15 @@ def weights_from_env() -> RewardWeights:
 
 
 def compute_score(
-    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> dict[str, float]:
-    """verl's reward entry point: the total reward as `score`, and its parts.
+    """verl's reward entry point: the total reward as `score`, and its parts (the same keys for every
+    row, as verl 0.9.1's reward loop requires). verl passes keywords, and may add others (a reward
+    model's address, its tokenizer), which this reward does not use.
 
     >>> truth = json.dumps({"answer": "B", "evidence": [[2.0, 4.0]], "answer_kind": "option"})
     >>> compute_score("videozero/grounding", "<evidence>[2, 4]</evidence><answer>B</answer>", truth)["accuracy"]

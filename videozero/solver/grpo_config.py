@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from videozero.rewards import RewardWeights
@@ -27,6 +29,22 @@ class LoraSettings(BaseModel):
             "lora_dropout": self.dropout,
             "target_modules": list(self.target_modules),
         }
+
+
+class ExternalBackendSettings(BaseModel):
+    """A solver round trained by verl or OpenRLHF instead of the local trainer (`solver.backend`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(
+        False, description="write the round's data and command, train nothing (the round keeps its solver)"
+    )
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(8, ge=1)
+    epochs: int = Field(1, ge=1, description="passes over the round's accepted questions")
+    extra: list[str] = Field(
+        default_factory=list, description="more arguments for the backend, appended to its command as given"
+    )
 
 
 class GRPOConfig(BaseModel):
@@ -95,3 +113,7 @@ class GRPOConfig(BaseModel):
     tool: ZoomToolSettings | None = Field(
         None, description="roll out with the multi-turn zoom tool (VideoZoomer); None: single-turn answers"
     )
+    backend: Literal["local", "verl", "openrlhf"] = Field(
+        "local", description="who trains the round: this process, or verl / OpenRLHF on a GPU cluster"
+    )
+    external: ExternalBackendSettings = Field(default_factory=ExternalBackendSettings)

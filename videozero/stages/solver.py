@@ -15,6 +15,7 @@ from videozero.run_config import RunConfig
 from videozero.solver.grpo_config import GRPOConfig
 from videozero.solver.round import train_solver_round
 from videozero.stages.evidence import evidence_loader
+from videozero.stages.external import external_round
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 
 
@@ -38,6 +39,10 @@ def solver_stage(
         if box is None:
             return out
         ckpt, path = current_solver(store, run_id, round_index)
+        if config.solver.backend != "local":
+            out = _external_stage(store, config, run_id, round_id, round_index, ckpt, path)
+            box.append(dict(out))
+            return out
         questions = accepted_solver_questions(
             store, run_id, round_id, config.questioner.solver_sampling.sampling, config.workdir_path / "cache"
         )
@@ -70,6 +75,22 @@ def solver_stage(
             out["tool_calls"] = round(sum(calls) / len(calls), 4)
         box.append(dict(out))
     return out
+
+
+def _external_stage(
+    store: Store, config: RunConfig, run_id: int, round_id: int, round_index: int, ckpt: int, path: str
+) -> dict[str, Any]:
+    """The round on verl or OpenRLHF (`stages/external.py`): its checkpoint recorded as the round's."""
+    gcfg = solver_settings(config, round_index)
+    ext = external_round(store, config, config.run_name, round_index, path, gcfg)
+    out: dict[str, Any] = {"backend": gcfg.backend, "from": ckpt, "questions": ext.questions}
+    out["folder"] = str(ext.folder)
+    if ext.checkpoint is None:  # a dry run: data and command written, the round keeps its solver
+        return out | {"status": "dry run"}
+    new = checkpoint_row(
+        store, str(ext.checkpoint), "grpo", run_id=run_id, round_id=round_id, base_model=path
+    )
+    return out | {"checkpoint": new}
 
 
 def accepted_solver_questions(
