@@ -14,6 +14,7 @@ from store.tables import (
     Run,
     RunVideo,
     Segment,
+    TaskRun,
     Video,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "Session",
     "Store",
     "StoreError",
+    "TaskRun",
     "Video",
     "connection_lost",
     "default_url",

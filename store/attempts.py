@@ -13,20 +13,21 @@ from store.tables import Attempt, Question, Video
 
 def question_rows(
     session: Session,
-    run_id: int,
+    run_id: int | None,
     split: str | None = None,
     round_id: int | None = None,
     status: str | None = None,
     limit: int | None = None,
+    ids: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Questions of a run (oldest first) filtered by split, round and status, each with its video's path
-    and duration, as plain values."""
-    stmt = (
-        select(Question, Video.path, Video.duration_s)
-        .join(Video, Video.id == Question.video_id)
-        .where(Question.run_id == run_id)
-        .order_by(Question.id)
-    )
+    """Questions of a run (oldest first) filtered by split, round and status (or those of `ids`), each
+    with its video's path and duration, as plain values."""
+    stmt = select(Question, Video.path, Video.duration_s).join(Video, Video.id == Question.video_id)
+    stmt = stmt.order_by(Question.id)
+    if run_id is not None:
+        stmt = stmt.where(Question.run_id == run_id)
+    if ids is not None:
+        stmt = stmt.where(Question.id.in_(list(ids)))
     if split is not None:
         stmt = stmt.where(Question.split == split)
     if round_id is not None:

@@ -55,6 +55,15 @@ def pending_questions(session: Session, round_id: int) -> list[Question]:
     )
 
 
+def still_pending(session: Session, question_ids: Sequence[int], lock: bool = False) -> list[Question]:
+    """Those of `question_ids` that are still unverified candidates, oldest first; with `lock`, their
+    rows are locked for this transaction (PostgreSQL), so two workers never record one verdict twice."""
+    stmt = select(Question).where(Question.id.in_(list(question_ids)), Question.status == "candidate")
+    if lock:
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt.order_by(Question.id)))
+
+
 def candidates_left(session: Session, round_id: int) -> bool:
     """Whether any of the round's candidates is still unverified."""
     stmt = select(Question.id).where(Question.round_id == round_id, Question.status == "candidate").limit(1)

@@ -229,10 +229,16 @@ def attach_videos(
 
 
 def run_video_ids(session: Session, run_id: int, split: str | None = None) -> list[int]:
-    """The run's video ids (of one split), in id order."""
-    from store.tables import RunVideo
+    """The run's video ids (of one split), in the order of their content hashes: the same order whichever
+    order the videos were mined in (Ray workers mine them concurrently), so proposals are too."""
+    from store.tables import RunVideo, Video
 
-    stmt = select(RunVideo.video_id).where(RunVideo.run_id == run_id).order_by(RunVideo.video_id)
+    stmt = (
+        select(RunVideo.video_id)
+        .join(Video, Video.id == RunVideo.video_id)
+        .where(RunVideo.run_id == run_id)
+        .order_by(Video.content_hash, RunVideo.video_id)
+    )
     if split is not None:
         stmt = stmt.where(RunVideo.split == split)
     return list(session.scalars(stmt))

@@ -242,3 +242,21 @@ class Metric(Base):
     value: Mapped[float] = mapped_column(Float)
     split: Mapped[str] = mapped_column(String(64), default="heldout")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TaskRun(Base):
+    """One finished task of a fanned-out stage (a video mined, a chunk of questions verified or
+    answered): where it ran and how long it took. Written by the stage that fanned it out."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_run_stage", "run_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(32))
+    item: Mapped[str] = mapped_column(Text)
+    executor: Mapped[str] = mapped_column(String(16))
+    node: Mapped[str] = mapped_column(String(64))
+    pid: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

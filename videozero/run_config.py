@@ -135,6 +135,14 @@ class RunConfig(BaseModel):
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ablation: AblationConfig = Field(default_factory=AblationConfig)
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where mining, verification and held-out evaluation tasks run: this process, or Ray "
+        "(with a PostgreSQL store that every node reaches)",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster address (e.g. 10.0.0.1:6379); None with executor ray: a local Ray"
+    )
     seed: int = 0
 
     @model_validator(mode="before")

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from videozero.cli.common import DbOption, console, workdir_default
+from videozero.cli.common import DbOption, ExecutorOpt, RayAddressOpt, console, executor_from, workdir_default
 from videozero.errors import VideozeroError
 
 
@@ -61,6 +61,8 @@ def iterate(
         Path | None,
         typer.Option(help="work directory (store, caches, checkpoints); default ./videozero_work"),
     ] = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run the Video-Zero loop for --rounds rounds: mine, propose and verify questions, train the solver
     and the questioner, evaluate on held-out videos, update the curriculum. Killed runs resume."""
@@ -76,6 +78,9 @@ def iterate(
         "videos": [str(v) for v in videos] if videos else None,
         "heldout_videos": [str(v) for v in heldout_videos] if heldout_videos else None,
     }
+    if executor is not None or ray_address is not None:
+        chosen = executor_from(executor, ray_address)
+        overrides |= {"executor": chosen.kind, "ray_address": chosen.address}
     config = load_run_config(preset, config_file, **overrides)
     if workdir is None and config.workdir == type(config).model_fields["workdir"].default:
         config.workdir = str(workdir_default())  # $VIDEOZERO_WORKDIR

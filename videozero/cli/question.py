@@ -11,7 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from store import open_store
-from videozero.cli.common import DbOption, console, resolve_db, workdir_default
+from videozero.cli.common import (
+    DbOption,
+    ExecutorOpt,
+    RayAddressOpt,
+    console,
+    executor_from,
+    resolve_db,
+    workdir_default,
+)
 from videozero.errors import VideozeroError
 from videozero.progress import StageProgress, console_bars
 
@@ -90,6 +98,11 @@ def question(
     workdir: Annotated[
         Path | None, typer.Option(help="work directory (store, caches, models); default ./videozero_work")
     ] = None,
+    chunk: Annotated[
+        int, typer.Option("--chunk", min=1, help="candidates verified (and committed) together")
+    ] = 8,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Propose questions of every family on the run's training videos, verify them with the solver in
     every mode, and store candidates, attempts and verdicts. Re-running a finished round adds nothing;
@@ -108,10 +121,18 @@ def question(
         solver_max_frames=max_frames,
         seed=seed,
         verify=VerifyConfig(n_full=n_full, n_probe=n_probe, seed=seed),
+        chunk=chunk,
     )
+    fan = executor_from(executor, ray_address)
     store = open_store(resolve_db(db, workdir), create=bool(videos))
     try:
-        summary = _run(store, run, round_index, videos, model, writer, questioner, config, level, workdir)
+        if fan.is_ray:
+            from videozero.stages.preflight import check_shared_store
+
+            check_shared_store(store)
+        summary = _run(
+            store, run, round_index, videos, model, writer, questioner, config, level, workdir, fan
+        )
     finally:
         store.dispose()
     console.print(summary_table(summary, run, round_index))
@@ -128,6 +149,7 @@ def _run(
     config,
     level: int,
     workdir: Path,
+    fan=None,
 ):
     """Create or find the run, mine and attach --videos, load the models, run the questioner phase."""
     from store.runs import attach_videos, run_by_name, run_names
@@ -155,7 +177,14 @@ def _run(
     run_id = row.id
     if videos:
         with console_bars(console):
-            mined = mine_videos(store, list(videos), cache_dir=cache_dir, progress=StageProgress())
+            mined = mine_videos(
+                store,
+                list(videos),
+                cache_dir=cache_dir,
+                progress=StageProgress(),
+                executor=fan,
+                run_id=run_id,
+            )
         ids = [r.video_id for r in mined.results if r.status != "error" and r.video_id is not None]
         for r in mined.errors:
             console.print(Text.assemble(("skipped", "red"), f" {r.path}: {r.error}"))
@@ -193,6 +222,8 @@ def _run(
             write,
             cache_dir,
             StageProgress(),
+            executor=fan,
+            checkpoint_path=solver_path,
         )
     return summary
 

@@ -5,6 +5,7 @@ a round's accepted questions. The stored questions are read and the answers (att
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from store import Session, Store
@@ -34,6 +35,15 @@ from videozero.models.engines.base import GenerationEngine
 from videozero.models.engines.transformers_engine import load_engine
 from videozero.models.eval_config import EvalConfig
 from videozero.run_config import RunConfig, evaluation_settings
+from videozero.stages.fanout import (
+    Executor,
+    executor_of,
+    fan_out,
+    record,
+    store_url,
+    worker_engine,
+    worker_store,
+)
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 from videozero.video.cache import VideoCache
 
@@ -46,9 +56,10 @@ def evaluate_checkpoint(config: RunConfig, run_id: int, checkpoint_id: int) -> d
     row = checkpoint_of(store, checkpoint_id)
     ecfg = evaluation_settings(config)
     engine = load_engine(row.path)
-    figures = evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg)
+    fan = {"executor": executor_of(config), "checkpoint_path": row.path}
+    figures = evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg, **fan)
     if row.stage != "base":  # the base writes no answer format: nothing to choose it on
-        evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg, split=VALIDATION_SPLIT)
+        evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg, split=VALIDATION_SPLIT, **fan)
     return figures
 
 
@@ -64,8 +75,9 @@ def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, An
         ckpt, path = latest_solver(store, run_id, round_index + 1)
         ecfg = evaluation_settings(config)
         engine = load_engine(path)
-        figures = evaluate_heldout(engine, store, run_id, ckpt, ecfg)
-        valid = evaluate_heldout(engine, store, run_id, ckpt, ecfg, split=VALIDATION_SPLIT)
+        fan = {"executor": executor_of(config), "checkpoint_path": path}
+        figures = evaluate_heldout(engine, store, run_id, ckpt, ecfg, **fan)
+        valid = evaluate_heldout(engine, store, run_id, ckpt, ecfg, split=VALIDATION_SPLIT, **fan)
         out = {
             "checkpoint": ckpt,
             "accuracy": figures.get("accuracy"),
@@ -108,22 +120,74 @@ def score_questions(
     config: EvalConfig | None = None,
     cache: VideoCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
+    checkpoint_path: str | None = None,
 ) -> int:
     """Greedy answers of the checkpoint to each question in each mode, stored as attempts (sample 0).
 
     Pairs already answered by this checkpoint are skipped; each batch is committed on its own, so an
-    interrupted evaluation resumes where it stopped. Returns how many attempts were added.
+    interrupted evaluation resumes where it stopped. On a Ray `executor` the pairs go out in chunks of
+    four batches, answered by workers that load the checkpoint at `checkpoint_path`. Returns how many
+    attempts were added.
     """
     config = config or EvalConfig()
     with store.session() as session:
         done = answered_pairs(session, checkpoint_id, [q.id for q in questions])
     todo = [(q, m) for q in questions for m in modes if (q.id, m) not in done and askable(q, m)]
+    if executor is not None and executor.is_ray and todo:
+        size = 4 * config.batch_size
+        pairs = [(q.id, m) for q, m in todo]
+        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+        where = str(cache.root) if cache is not None else None
+        path = checkpoint_path or ""
+        tasks = [EvalTask(store_url(store), checkpoint_id, path, c, config, where) for c in chunks]
+        step = (lambda i, n: progress(min(i * size, len(pairs)), len(pairs))) if progress else None
+        results = fan_out(executor, eval_task, tasks, step, store)
+        run_id = checkpoint_of(store, checkpoint_id).run_id
+        record(store, run_id, "eval", executor, [f"answers {c[0][0]}-{c[-1][0]}" for c in chunks], results)
+        return len(todo)
 
     def keep(rows: list[dict[str, Any]]) -> None:
         with store.write() as session:
             insert_attempts(session, [r | {"checkpoint_id": checkpoint_id} for r in rows])
 
     answer_questions(engine, todo, config, cache, keep, progress)
+    return len(todo)
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """A chunk of (question id, mode) pairs for a checkpoint to answer."""
+
+    db_url: str
+    checkpoint_id: int
+    checkpoint_path: str
+    pairs: list[tuple[int, str]]
+    config: EvalConfig
+    cache_dir: str | None
+
+
+def eval_task(task: EvalTask) -> int:
+    """Answer one chunk with this worker's engine; each batch's attempts are stored with the pairs the
+    checkpoint has not answered yet (a retried task writes nothing twice). Returns how many were asked."""
+    store = worker_store(task.db_url)
+    ids = sorted({qid for qid, _ in task.pairs})
+    with store.session() as session:
+        done = answered_pairs(session, task.checkpoint_id, ids)
+        by_id = {q.id: q for q in map(stored_question, question_rows(session, None, ids=ids))}
+    todo = [(by_id[qid], mode) for qid, mode in task.pairs if (qid, mode) not in done and qid in by_id]
+    if not todo:
+        return 0
+    engine = worker_engine(task.checkpoint_path)
+
+    def keep(rows: list[dict[str, Any]]) -> None:
+        with store.write() as session:
+            answered = answered_pairs(session, task.checkpoint_id, [r["question_id"] for r in rows])
+            fresh = [r for r in rows if (r["question_id"], r["mode"]) not in answered]
+            insert_attempts(session, [r | {"checkpoint_id": task.checkpoint_id} for r in fresh])
+
+    cache = VideoCache(task.cache_dir) if task.cache_dir is not None else None
+    answer_questions(engine, todo, task.config, cache, keep)
     return len(todo)
 
 
@@ -136,6 +200,8 @@ def evaluate_heldout(
     cache: VideoCache | None = None,
     progress: Callable[[int, int], None] | None = None,
     split: str = HELDOUT_SPLIT,
+    executor: Executor | None = None,
+    checkpoint_path: str | None = None,
 ) -> dict[str, float]:
     """Score the checkpoint on the run's fixed questions of `split` (held-out, or validation) and store
     the figures under that split; {} without any."""
@@ -147,7 +213,9 @@ def evaluate_heldout(
         return {}
     zoom = config.zoom.mode
     modes = ("full",) if zoom == "off" else ("full", zoom)
-    score_questions(engine, store, checkpoint_id, questions, modes, config, cache, progress)
+    score_questions(
+        engine, store, checkpoint_id, questions, modes, config, cache, progress, executor, checkpoint_path
+    )
     ids = [q.id for q in questions]
     with store.write() as session:
         answers = greedy_answers(session, checkpoint_id, ids)

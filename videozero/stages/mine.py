@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from videozero.evidence.mine import (
 from videozero.memory import releasing_memory
 from videozero.progress import ProgressReport
 from videozero.run_config import RunConfig
+from videozero.stages.fanout import Executor, executor_of, fan_out, record, store_url, worker_store
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 from videozero.video.cache import VideoCache, file_sha256
 from videozero.video.decode import SamplingConfig
@@ -48,8 +50,11 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
         if missing and len(missing) == len(inputs):
             raise VideozeroError(f"none of the videos exist ({', '.join(missing[:3])}): check --videos.")
         cache_dir = config.workdir_path / "cache"
-        summary = mine_videos(store, inputs, cache_dir=cache_dir, progress=progress)
-        held_summary = mine_videos(store, _heldout_inputs(config), cache_dir=cache_dir, progress=progress)
+        fan = {"executor": executor_of(config), "run_id": run_id}
+        summary = mine_videos(store, inputs, cache_dir=cache_dir, progress=progress, **fan)
+        held_summary = mine_videos(
+            store, _heldout_inputs(config), cache_dir=cache_dir, progress=progress, **fan
+        )
         held = list(dict.fromkeys(_mined_ids(held_summary)))
         ids = [v for v in _mined_ids(summary) if v not in held]
         errors = [*summary.errors, *held_summary.errors]
@@ -60,7 +65,7 @@ def mine_stage(config: RunConfig, run_id: int, progress: ProgressReport | None =
             )
         fixed: dict[int, str] = {}
         for split, paths in _generated_inputs(config).items():
-            found = mine_videos(store, paths, cache_dir=cache_dir, progress=progress)
+            found = mine_videos(store, paths, cache_dir=cache_dir, progress=progress, **fan)
             errors += found.errors
             fixed |= {v: split for v in _mined_ids(found) if v not in held and v not in ids}
         splits = attach_videos(
@@ -89,22 +94,48 @@ def mine_videos(
     sampling: SamplingConfig | None = None,
     cache_dir: str | Path | None = None,
     progress: ProgressReport | None = None,
+    executor: Executor | None = None,
+    run_id: int | None = None,
 ) -> MiningSummary:
-    """Mine every video under `paths` into `store`; never raises for a bad file (see the results)."""
+    """Mine every video under `paths` into `store`, one task per video on `executor` (default: in this
+    process); never raises for a bad file (see the results)."""
     sampling = sampling or DEFAULT_SAMPLING
-    cache = VideoCache(cache_dir) if cache_dir is not None else None
+    executor = executor or Executor()
     files, problems = collect_videos(paths)
     summary = MiningSummary(sampling=sampling.key)
     for problem in problems:
         record_mining_error(store, Path(problem.path).absolute(), None, problem.error or "")
         summary.results.append(problem)
-    for i, f in enumerate(files):
+    if not files:
+        return summary
+    cache = str(cache_dir) if cache_dir is not None else None
+    tasks = [MineTask(store_url(store), str(f), sampling, cache) for f in files]
+
+    def step(i: int, n: int) -> None:
         if progress is not None:
-            progress("mining", i, len(files), f.name)
-        summary.results.append(mine_video(store, f, sampling, cache))
-    if progress is not None and files:
-        progress("mining", len(files), len(files), "")
+            progress("mining", i, n, files[i].name if i < n else "")
+
+    step(0, len(files))
+    results = fan_out(executor, mine_task, tasks, step, store)
+    summary.results += [r.value for r in results]
+    record(store, run_id, "mine", executor, [str(f) for f in files], results)
     return summary
+
+
+@dataclass(frozen=True)
+class MineTask:
+    """One video to mine: where the store is, the file, the sampling, the frame cache's folder."""
+
+    db_url: str
+    path: str
+    sampling: SamplingConfig
+    cache_dir: str | None
+
+
+def mine_task(task: MineTask) -> VideoResult:
+    """Mine one video into the store (a fanned-out task: in this process or on a Ray worker)."""
+    cache = VideoCache(task.cache_dir) if task.cache_dir is not None else None
+    return mine_video(worker_store(task.db_url), Path(task.path), task.sampling, cache)
 
 
 def mine_video(store: Store, path: Path, sampling: SamplingConfig, cache: VideoCache | None) -> VideoResult:

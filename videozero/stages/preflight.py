@@ -38,6 +38,29 @@ def check_run_inputs(config: RunConfig) -> None:
         if not Path(path).exists():
             raise VideozeroError(f"held-out video {path} does not exist: check --heldout-videos.")
     check_writable(config.workdir_path, "the work directory")
+    if config.executor == "ray":
+        check_ray_store(config.db or "sqlite")
+
+
+def check_ray_store(url: str) -> None:
+    """Ray workers write to the store from their own processes and nodes: it must be a server (PostgreSQL),
+    and Ray must be installed."""
+    import importlib.util
+
+    if str(url).split(":", 1)[0].split("+", 1)[0].lower() == "sqlite":
+        raise VideozeroError(
+            "executor 'ray' needs a store every worker can reach, not SQLite: pass --db "
+            "postgresql+psycopg://USER@HOST/DB (or set executor: local)."
+        )
+    if importlib.util.find_spec("ray") is None:
+        raise VideozeroError(
+            "executor 'ray' needs Ray, which is not installed: pip install 'videozero[ray]', or set executor: local."
+        )
+
+
+def check_shared_store(store) -> None:
+    """`check_ray_store` for an open store."""
+    check_ray_store(store.url.drivername)
 
 
 def _readable(path: Path) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,13 @@ from store.questions import (
     pending_questions,
     record_verdict,
     status_counts,
+    still_pending,
 )
 from store.runs import ensure_round, round_curriculum, run_video_ids, set_stage, stage_status
 from videozero.curriculum import CurriculumScheduler, CurriculumState
 from videozero.errors import VideozeroError
 from videozero.evidence.views import VideoEvidence, whole_video
-from videozero.faults import crash_point
+from videozero.faults import crash_point, pause_point
 from videozero.memory import releasing_memory
 from videozero.models.engines.base import GenerationEngine
 from videozero.models.engines.transformers_engine import load_engine
@@ -53,6 +55,16 @@ from videozero.rewards import Span
 from videozero.run_config import RunConfig, verify_settings
 from videozero.solver.rollout import attempt_rows
 from videozero.stages.evidence import evidence_loader, load_video_evidence
+from videozero.stages.fanout import (
+    Executor,
+    executor_of,
+    fan_out,
+    local_engine,
+    record,
+    store_url,
+    worker_engine,
+    worker_store,
+)
 from videozero.stages.heldout import ensure_heldout
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 from videozero.video.cache import VideoCache
@@ -114,6 +126,8 @@ def question_stage(
             cache_dir,
             progress,
             evidence_transform=None if config.ablation.evidence_anchoring else whole_video,
+            executor=executor_of(config),
+            checkpoint_path=path,
         )
         out = {
             "proposed": sum(sum(c.values()) for c in summary.counts.values()),
@@ -222,56 +236,100 @@ def verify_round(
     config: QuestionerConfig,
     cache_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
+    checkpoint_path: str | None = None,
 ) -> int:
-    """Verify the round's remaining candidates with the solver behind `engine`; returns how many."""
+    """Verify the round's remaining candidates with the solver behind `engine` (at `checkpoint_path`, which
+    Ray workers load), one task per chunk of `config.chunk` candidates; returns how many were verified."""
     with store.session() as s:
         if stage_status(s, round_id, "verify") == "done":
             return 0
-        pending = [(q.id, q.video_id, candidate_of(q)) for q in pending_questions(s, round_id)]
+        pending = [q.id for q in pending_questions(s, round_id)]
     started = time.perf_counter()
-    views = VideoViews(evidence_loader(store, cache_dir), config.solver_sampling.sampling, cache_dir)
-    done = 0
-    for start in range(0, len(pending), config.chunk):
-        chunk = pending[start : start + config.chunk]
-        items = []
-        for qid, vid, cand in chunk:
-            ev, shown, dense = views(vid)
-            items.append(VerifyItem(cand, shown, dense, ev.duration, ev.segments, seed=qid))
-        verdicts = verify(engine, items, config.verify)
-        with store.write() as s:
-            attempts = []
-            for (qid, _, cand), v in zip(chunk, verdicts, strict=True):
-                repetition = float(cand.spec.get("repetition", 0.0))
-                record_verdict(
-                    s,
-                    qid,
-                    {
-                        "status": v.status,
-                        "reject_reason": v.reason,
-                        "r_learn": v.r_learn,
-                        "r_dep": v.r_dep,
-                        "r_evid": v.r_evid,
-                        "r_q": v.r_q(repetition, config.verify.use_r_dep),
-                        "agreement": v.agreement,
-                        "consensus_answer": v.consensus_answer,
-                        "consensus_evidence": [list(sp) for sp in v.consensus_spans] or None,
-                        "verification": v.figures()
-                        | {"repetition": repetition, "checkpoint_id": checkpoint_id},
-                    },
-                )
-                for mode, r in v.rollouts.items():
-                    attempts += attempt_rows(r, qid, checkpoint_id, mode)
-            insert_attempts(s, attempts)
-        crash_point("verify:chunk")  # this chunk's verdicts committed, the rest pending
-        done += len(chunk)
-        if progress is not None:
-            progress(done, len(pending))
+    executor = executor or Executor()
+    path = checkpoint_path or f"engine:{id(engine)}"
+    local_engine(path, engine)
+    chunks = [pending[i : i + config.chunk] for i in range(0, len(pending), config.chunk)]
+    cache = str(cache_dir) if cache_dir is not None else None
+    tasks = [VerifyTask(store_url(store), chunk, checkpoint_id, path, config, cache) for chunk in chunks]
+    step = (lambda i, n: progress(sum(map(len, chunks[:i])), len(pending))) if progress else None
+    results = fan_out(executor, verify_task, tasks, step, store)
+    record(store, run_id, "verify", executor, [f"questions {c[0]}-{c[-1]}" for c in chunks], results)
     with store.write() as s:
         if not candidates_left(s, round_id):
             set_stage(
-                s, round_id, "verify", "done", seconds=round(time.perf_counter() - started, 2), verified=done
+                s,
+                round_id,
+                "verify",
+                "done",
+                seconds=round(time.perf_counter() - started, 2),
+                verified=sum(r.value for r in results),
             )
-    return done
+    return len(pending)
+
+
+@dataclass(frozen=True)
+class VerifyTask:
+    """A chunk of candidates to verify: the store, their ids, the verifying checkpoint, the settings."""
+
+    db_url: str
+    question_ids: list[int]
+    checkpoint_id: int
+    checkpoint_path: str
+    config: QuestionerConfig
+    cache_dir: str | None
+
+
+def verify_task(task: VerifyTask) -> int:
+    """Verify one chunk with this worker's engine and record verdicts and attempts in one transaction,
+    for the candidates still unverified then (a retried task writes nothing twice); returns how many."""
+    store = worker_store(task.db_url)
+    config = task.config
+    with store.session() as s:
+        chunk = [(q.id, q.video_id, candidate_of(q)) for q in still_pending(s, task.question_ids)]
+    if not chunk:
+        return 0
+    pause_point("verify:task")
+    engine = worker_engine(task.checkpoint_path)
+    views = VideoViews(
+        evidence_loader(store, task.cache_dir), config.solver_sampling.sampling, task.cache_dir
+    )
+    items = []
+    for qid, vid, cand in chunk:
+        ev, shown, dense = views(vid)
+        items.append(VerifyItem(cand, shown, dense, ev.duration, ev.segments, seed=qid))
+    verdicts = verify(engine, items, config.verify)
+    written = 0
+    with store.write() as s:
+        open_ids = {q.id for q in still_pending(s, [qid for qid, _, _ in chunk], lock=True)}
+        attempts = []
+        for (qid, _, cand), v in zip(chunk, verdicts, strict=True):
+            if qid not in open_ids:  # verified meanwhile by an earlier try of this task
+                continue
+            repetition = float(cand.spec.get("repetition", 0.0))
+            record_verdict(
+                s,
+                qid,
+                {
+                    "status": v.status,
+                    "reject_reason": v.reason,
+                    "r_learn": v.r_learn,
+                    "r_dep": v.r_dep,
+                    "r_evid": v.r_evid,
+                    "r_q": v.r_q(repetition, config.verify.use_r_dep),
+                    "agreement": v.agreement,
+                    "consensus_answer": v.consensus_answer,
+                    "consensus_evidence": [list(sp) for sp in v.consensus_spans] or None,
+                    "verification": v.figures()
+                    | {"repetition": repetition, "checkpoint_id": task.checkpoint_id},
+                },
+            )
+            for mode, r in v.rollouts.items():
+                attempts += attempt_rows(r, qid, task.checkpoint_id, mode)
+            written += 1
+        insert_attempts(s, attempts)
+    crash_point("verify:chunk")  # this chunk's verdicts committed, the rest pending
+    return written
 
 
 def round_question_counts(store: Store, round_id: int) -> RoundQuestions:
@@ -298,8 +356,11 @@ def question_round(
     cache_dir: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     evidence_transform: Callable[[VideoEvidence], VideoEvidence] | None = None,
+    executor: Executor | None = None,
+    checkpoint_path: str | None = None,
 ) -> RoundQuestions:
-    """The questioner phase of round `round_index`: held-out set (once), proposals, verification."""
+    """The questioner phase of round `round_index`: held-out set (once), proposals, verification (its
+    chunks on `executor`, whose workers load the solver at `checkpoint_path`)."""
     config = config or QuestionerConfig()
     round_id = ensure_round(store, run_id, round_index)
     seconds = {}
@@ -323,7 +384,18 @@ def question_round(
     seconds["propose"] = time.perf_counter() - t
     crash_point("question:proposed")  # proposals stored, none verified
     t = time.perf_counter()
-    verify_round(store, engine, run_id, round_id, checkpoint_id, config, cache_dir, step("verify"))
+    verify_round(
+        store,
+        engine,
+        run_id,
+        round_id,
+        checkpoint_id,
+        config,
+        cache_dir,
+        step("verify"),
+        executor,
+        checkpoint_path,
+    )
     seconds["verify"] = time.perf_counter() - t
     summary = round_question_counts(store, round_id)
     summary.seconds = seconds
