@@ -39,6 +39,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
+    yield from pg_database()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL test server (no SQLite variant)."""
+    yield from pg_database()
+
+
+def pg_database() -> Iterator[str]:
+    """A fresh test database, or a skip (a failure under VIDEOZERO_REQUIRE_PG) without a server."""
     if PG_URL is None:
         if os.environ.get("VIDEOZERO_REQUIRE_PG"):
             pytest.fail(

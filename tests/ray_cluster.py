@@ -55,7 +55,10 @@ class RayCluster:
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
         subprocess.run(["ip", "netns", "exec", self.ns, "ip", "link", "set", "lo", "up"], check=True)
         common = ["--num-cpus", "1", "--disable-usage-stats"]
-        env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
+        # token authentication off on every process of this loopback-only cluster, whatever
+        # ~/.ray holds (a head and a node must agree on it)
+        self.client_env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+        env = os.environ | self.client_env | {"OMP_NUM_THREADS": "1"}
         self._start(
             [
                 "--head",
@@ -116,6 +119,7 @@ class RayCluster:
         return []
 
     def stop(self) -> None:
-        subprocess.run(self.argv([self.ray, "stop", "--force"]), capture_output=True, timeout=120)
+        env = os.environ | self.client_env
+        subprocess.run(self.argv([self.ray, "stop", "--force"]), capture_output=True, timeout=120, env=env)
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
         shutil.rmtree(self.temp, ignore_errors=True)

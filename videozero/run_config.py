@@ -143,6 +143,12 @@ class RunConfig(BaseModel):
     ray_address: str | None = Field(
         None, description="Ray cluster address (e.g. 10.0.0.1:6379); None with executor ray: a local Ray"
     )
+    ray_task_gpus: float = Field(
+        0.0, ge=0, description="GPUs each Ray task of verification and evaluation reserves (1 with vLLM)"
+    )
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers", description="what generates in Ray workers' verification and evaluation (vllm: GPU)"
+    )
     seed: int = 0
 
     @model_validator(mode="before")

@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from videozero.cli.common import DbOption, console, resolve_db, workdir_default
+from videozero.cli.common import (
+    DbOption,
+    ExecutorOpt,
+    RayAddressOpt,
+    console,
+    executor_from,
+    resolve_db,
+    workdir_default,
+)
 from videozero.errors import VideozeroError
 
 REFERENCES = ("all", "base", "warmup")
@@ -124,6 +132,8 @@ def eval_command(
         typer.Option("--workdir", help="work directory (default: $VIDEOZERO_WORKDIR or ./videozero_work)"),
     ] = None,
     db: DbOption = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Evaluate checkpoints (held-out questions, diagnostics, a benchmark) and compare the run's rounds."""
     from store import StoreError, open_store
@@ -214,11 +224,16 @@ def eval_command(
         config = config.model_copy(update={"zoom": config.zoom.model_copy(update={"mode": zoom})})
 
     cache = VideoCache(workdir / "cache")
+    fan = executor_from(executor, ray_address)
+    if fan.is_ray and store is not None:
+        from videozero.stages.preflight import check_shared_store
+
+        check_shared_store(store)
     extra = []
     notes: list[str] = []
     for target in targets:
         figures_here = _evaluate_one(
-            target, store, picked, benchmark, read, heldout, config, cache, device, notes
+            target, store, picked, benchmark, read, heldout, config, cache, device, notes, fan
         )
         if target.checkpoint_id is None:
             extra.append((target, figures_here))
@@ -261,7 +276,9 @@ def _settings(store, picked, heldout: bool, given: dict, batch_size: int, limit:
     return base.model_copy(update={**given, "batch_size": batch_size, "limit": limit})
 
 
-def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache, device, notes) -> dict:
+def _evaluate_one(
+    target, store, picked, benchmark, read, heldout, config, cache, device, notes, fan=None
+) -> dict:
     """Evaluate one model; stored checkpoints get their figures written, others have them returned.
     `read` is the benchmark's (items with a video, video summary, reader notes), read once up front."""
     from store.checkpoints import checkpoint_of
@@ -278,7 +295,9 @@ def _evaluate_one(target, store, picked, benchmark, read, heldout, config, cache
     cid = target.checkpoint_id
     if cid is not None and heldout:
         with console.status(f"{target.label}: held-out questions"):
-            got = evaluate_heldout(engine, store, picked[0], cid, config, cache)
+            got = evaluate_heldout(
+                engine, store, picked[0], cid, config, cache, executor=fan, checkpoint_path=str(target.path)
+            )
         if not got:
             notes.append(f"run {picked[1]} has no held-out questions (split 'heldout') to score.")
         round_id = checkpoint_of(store, cid).round_id

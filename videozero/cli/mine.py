@@ -10,7 +10,15 @@ from rich.table import Table
 from rich.text import Text
 
 from store import open_store
-from videozero.cli.common import DbOption, console, resolve_db, workdir_default
+from videozero.cli.common import (
+    DbOption,
+    ExecutorOpt,
+    RayAddressOpt,
+    console,
+    executor_from,
+    resolve_db,
+    workdir_default,
+)
 from videozero.errors import VideozeroError
 from videozero.video.decode import MINING_SAMPLING as DEFAULT_SAMPLING
 from videozero.video.decode import SamplingConfig
@@ -38,6 +46,8 @@ def mine(
             help="work directory (store, frame cache); default $VIDEOZERO_WORKDIR or ./videozero_work"
         ),
     ] = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Mine evidence segments (shots, events, frame anchors) from videos into the store.
 
@@ -57,14 +67,19 @@ def mine(
     if videos and not any(p.exists() for p in videos):
         names = ", ".join(str(p) for p in videos)
         raise VideozeroError(f"none of the inputs exist ({names}): check the paths.")
+    fan = executor_from(executor, ray_address)
     store = open_store(resolve_db(db, workdir))
     try:
+        if fan.is_ray:
+            from videozero.stages.preflight import check_shared_store
+
+            check_shared_store(store)
         from videozero.progress import StageProgress, console_bars
         from videozero.stages.mine import mine_videos
 
         with console_bars(console):
             summary = mine_videos(
-                store, inputs, sampling, cache_dir=workdir / "cache", progress=StageProgress()
+                store, inputs, sampling, cache_dir=workdir / "cache", progress=StageProgress(), executor=fan
             )
     finally:
         store.dispose()

@@ -375,6 +375,12 @@ def export(
             help="auto (constructed for templates, consensus for model-written), constructed, consensus.",
         ),
     ] = LabelMode.auto,
+    fps: Annotated[
+        float, typer.Option("--fps", min=0.1, max=30, help="frames per second verl samples from each video")
+    ] = 2.0,
+    max_frames: Annotated[
+        int, typer.Option("--max-frames", min=1, max=768, help="most frames verl samples from each video")
+    ] = 32,
     db: DbOption = None,
     run: RunOpt = None,
     round_: RoundOpt = None,
@@ -387,12 +393,14 @@ def export(
     search: TextOpt = None,
 ) -> None:
     """Export questions (accepted training questions by default) as JSONL or Parquet for other trainers."""
-    from videozero.export import write_export
+    from videozero.export import VideoSampling, media_folder, write_export
 
     flt = _filter(run, round_, family, status, split, level_min, level_max, video, search)
     store = open_existing(db)
     with store.session() as session:
         rows = list_questions(session, flt, limit=None)
     store.dispose()
-    n = write_export(reversed(rows), out, shape.value, label_mode.value)
-    console.print(f"wrote {n} questions in the {shape.value} shape to {out}")
+    n = write_export(reversed(rows), out, shape.value, label_mode.value, VideoSampling(fps, max_frames))
+    media = media_folder(out)
+    shown = f"; their query images in {media}" if media.exists() else ""
+    console.print(f"wrote {n} questions in the {shape.value} shape to {out}{shown}")

@@ -54,6 +54,19 @@ class VideoEvidence:
     pooled: np.ndarray
     motion: np.ndarray
     segments: list[SegmentView]
+    content_hash: str | None = None
+
+    @property
+    def seed_key(self) -> int:
+        """What seeds this video's proposals: its content, never its row id (ids depend on the order in
+        which videos were mined, which Ray workers do not keep).
+
+        >>> VideoEvidence(7, "v.mp4", 1.0, *[np.zeros(0)] * 4, [], content_hash="00ff").seed_key
+        255
+        """
+        if self.content_hash:
+            return int(self.content_hash[:15], 16)
+        return self.video_id or 0
 
     @property
     def cuts(self) -> list[float]:

@@ -420,7 +420,7 @@ def propose(
     Anchors are drawn with probability rising with saliency; a family the video cannot support yields
     fewer (or no) questions rather than weaker ones.
     """
-    rng = np.random.default_rng([seed, ev.video_id or 0])
+    rng = np.random.default_rng([seed, ev.seed_key])
     out: list[Candidate] = []
     seen: set[tuple] = set()
     for family, want in counts.items():
@@ -445,7 +445,7 @@ def family_support(
 ) -> dict[str, str | None]:
     """Per family, None when the video supports it at `level`, else why not (the most frequent reason
     over `tries` draws): what a run reports for a video that got no question."""
-    rng = np.random.default_rng([seed, ev.video_id or 0])
+    rng = np.random.default_rng([seed, ev.seed_key])
     out: dict[str, str | None] = {}
     for family in families:
         reasons: Counter[str] = Counter()

@@ -55,8 +55,8 @@ def evaluate_checkpoint(config: RunConfig, run_id: int, checkpoint_id: int) -> d
     store = open_run_store(config)
     row = checkpoint_of(store, checkpoint_id)
     ecfg = evaluation_settings(config)
-    engine = load_engine(row.path)
     fan = {"executor": executor_of(config), "checkpoint_path": row.path}
+    engine = None if fan["executor"].is_ray else load_engine(row.path)  # on Ray the workers load it
     figures = evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg, **fan)
     if row.stage != "base":  # the base writes no answer format: nothing to choose it on
         evaluate_heldout(engine, store, run_id, checkpoint_id, ecfg, split=VALIDATION_SPLIT, **fan)
@@ -74,8 +74,8 @@ def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, An
             return out
         ckpt, path = latest_solver(store, run_id, round_index + 1)
         ecfg = evaluation_settings(config)
-        engine = load_engine(path)
         fan = {"executor": executor_of(config), "checkpoint_path": path}
+        engine = None if fan["executor"].is_ray else load_engine(path)  # on Ray the workers load it
         figures = evaluate_heldout(engine, store, run_id, ckpt, ecfg, **fan)
         valid = evaluate_heldout(engine, store, run_id, ckpt, ecfg, split=VALIDATION_SPLIT, **fan)
         out = {
@@ -90,6 +90,7 @@ def eval_stage(config: RunConfig, run_id: int, round_index: int) -> dict[str, An
             }
         if config.eval.diagnostics:
             dcfg = ecfg.model_copy(update={"limit": config.eval.diagnostics_limit})
+            engine = engine or load_engine(path)  # the diagnostics run in this process
             diag = probe_round(engine, store, run_id, round_id, ckpt, dcfg)
             out |= {k: diag.get(k) for k in ("video_dependency", "key_necessity", "key_specificity")}
         box.append(dict(out))
@@ -140,7 +141,9 @@ def score_questions(
         chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
         where = str(cache.root) if cache is not None else None
         path = checkpoint_path or ""
-        tasks = [EvalTask(store_url(store), checkpoint_id, path, c, config, where) for c in chunks]
+        tasks = [
+            EvalTask(store_url(store), checkpoint_id, path, c, config, where, executor.engine) for c in chunks
+        ]
         step = (lambda i, n: progress(min(i * size, len(pairs)), len(pairs))) if progress else None
         results = fan_out(executor, eval_task, tasks, step, store)
         run_id = checkpoint_of(store, checkpoint_id).run_id
@@ -165,6 +168,7 @@ class EvalTask:
     pairs: list[tuple[int, str]]
     config: EvalConfig
     cache_dir: str | None
+    engine: str = "transformers"
 
 
 def eval_task(task: EvalTask) -> int:
@@ -178,7 +182,7 @@ def eval_task(task: EvalTask) -> int:
     todo = [(by_id[qid], mode) for qid, mode in task.pairs if (qid, mode) not in done and qid in by_id]
     if not todo:
         return 0
-    engine = worker_engine(task.checkpoint_path)
+    engine = worker_engine(task.checkpoint_path, task.engine)
 
     def keep(rows: list[dict[str, Any]]) -> None:
         with store.write() as session:

@@ -42,7 +42,15 @@ def load_video_evidence(store: Store, video_id: int, cache_dir: str | Path | Non
     clip, feats = load_evidence(path, content_hash, DEFAULT_SAMPLING, cache_dir)
     duration = float(stored_duration or clip.duration_s)
     return VideoEvidence(
-        video_id, path, duration, clip.frames, clip.timestamps, feats.pooled, feats.motion, segments
+        video_id,
+        path,
+        duration,
+        clip.frames,
+        clip.timestamps,
+        feats.pooled,
+        feats.motion,
+        segments,
+        content_hash,
     )
 
 

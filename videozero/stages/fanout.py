@@ -39,6 +39,8 @@ class Executor:
     kind: str = "local"
     address: str | None = None
     retries: int = 3
+    engine: str = "transformers"
+    gpus: float = 0.0
 
     @property
     def is_ray(self) -> bool:
@@ -92,13 +94,19 @@ def local_engine(path: str, engine: Any) -> None:
     _ENGINES[path] = engine
 
 
-def worker_engine(path: str) -> Any:
-    """This process's generation engine over the model at `path`, loaded once (the newest one only)."""
+def worker_engine(path: str, engine: str = "transformers") -> Any:
+    """This process's generation engine (`transformers`, or `vllm` on a GPU) over the model at `path`,
+    loaded once (the newest one only)."""
     if path not in _ENGINES:
-        from videozero.models.engines.transformers_engine import load_engine
-
         _ENGINES.clear()
-        _ENGINES[path] = load_engine(path)
+        if engine == "vllm":
+            from videozero.models.engines.vllm_engine import VLLMEngine
+
+            _ENGINES[path] = VLLMEngine(path)
+        else:
+            from videozero.models.engines.transformers_engine import load_engine
+
+            _ENGINES[path] = load_engine(path)
     return _ENGINES[path]
 
 
@@ -129,7 +137,11 @@ def fan_out(
             _ENGINES.clear()
     ray = connect(executor)
     remote = ray.remote(run_task).options(
-        num_cpus=1, max_retries=executor.retries, retry_exceptions=False, scheduling_strategy="SPREAD"
+        num_cpus=1,
+        num_gpus=executor.gpus,
+        max_retries=executor.retries,
+        retry_exceptions=False,
+        scheduling_strategy="SPREAD",
     )
     refs = [remote.remote(fn, p) for p in payloads]
     pending, done = list(refs), 0
@@ -203,5 +215,5 @@ def record(
 
 
 def executor_of(config: Any) -> Executor:
-    """The executor a run's settings name (`executor`, `ray_address`)."""
-    return Executor(config.executor, config.ray_address)
+    """The executor a run's settings name (`executor`, `ray_address`, `engine`, `ray_task_gpus`)."""
+    return Executor(config.executor, config.ray_address, engine=config.engine, gpus=config.ray_task_gpus)

@@ -93,7 +93,9 @@ def question_stage(
             return out
         state = curriculum_state(store, run_id, round_index, config)
         ckpt, path = current_solver(store, run_id, round_index)
-        engine = load_engine(path)
+        fan = executor_of(config)
+        # on Ray the workers load the solver; this process only if the model writes questions
+        engine = None if fan.is_ray and config.writer == "template" else load_engine(path)
         qcfg = config.questioner.model_copy(
             update={
                 "templates": config.writer != "model",
@@ -105,7 +107,7 @@ def question_stage(
         writer = None
         if config.writer in ("model", "both"):
             q_path = current_questioner(store, run_id, round_index) or path
-            q_engine = engine if q_path == path else load_engine(q_path)
+            q_engine = engine if q_path == path and engine is not None else load_engine(q_path)
             writer = model_writer(
                 q_engine,
                 WriterConfig(max_new_tokens=config.questioner_training.max_new_tokens),
@@ -126,7 +128,7 @@ def question_stage(
             cache_dir,
             progress,
             evidence_transform=None if config.ablation.evidence_anchoring else whole_video,
-            executor=executor_of(config),
+            executor=fan,
             checkpoint_path=path,
         )
         out = {
@@ -251,7 +253,10 @@ def verify_round(
     local_engine(path, engine)
     chunks = [pending[i : i + config.chunk] for i in range(0, len(pending), config.chunk)]
     cache = str(cache_dir) if cache_dir is not None else None
-    tasks = [VerifyTask(store_url(store), chunk, checkpoint_id, path, config, cache) for chunk in chunks]
+    tasks = [
+        VerifyTask(store_url(store), chunk, checkpoint_id, path, config, cache, executor.engine)
+        for chunk in chunks
+    ]
     step = (lambda i, n: progress(sum(map(len, chunks[:i])), len(pending))) if progress else None
     results = fan_out(executor, verify_task, tasks, step, store)
     record(store, run_id, "verify", executor, [f"questions {c[0]}-{c[-1]}" for c in chunks], results)
@@ -278,6 +283,7 @@ class VerifyTask:
     checkpoint_path: str
     config: QuestionerConfig
     cache_dir: str | None
+    engine: str = "transformers"
 
 
 def verify_task(task: VerifyTask) -> int:
@@ -290,7 +296,7 @@ def verify_task(task: VerifyTask) -> int:
     if not chunk:
         return 0
     pause_point("verify:task")
-    engine = worker_engine(task.checkpoint_path)
+    engine = worker_engine(task.checkpoint_path, task.engine)
     views = VideoViews(
         evidence_loader(store, task.cache_dir), config.solver_sampling.sampling, task.cache_dir
     )
