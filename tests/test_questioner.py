@@ -417,10 +417,18 @@ def test_fixed_heldout_videos_stay_held_out_and_warmup_targets_come_from_trainin
     assert all(t.answer and t.writer == "template" and t.request.video is not None for t in targets)
     assert all(len(t.request.video) <= 8 for t in targets)  # the solver's frame budget
     shown = [
-        (t.request.question, t.answer, t.evidence, tuple(img.tobytes() for _, img in t.request.images))
+        (
+            t.request.question,
+            t.answer,
+            t.evidence,
+            tuple(img.tobytes() for _, img in t.request.images),
+            t.request.video.frames.tobytes(),
+        )
         for t in targets
     ]
-    assert len(set(shown)) == len(shown)  # distinct questions (same words may come with other images)
+    # distinct questions: the same words may come with other images, or with another video (two
+    # generated clips with the same cuts ask the same counting question)
+    assert len(set(shown)) == len(shown)
     # each template target thinks its constructed hops in times of the frames the solver is shown
     for t in targets:
         stamps = {f"{x:.1f}" for x in t.request.video.timestamps}
