@@ -172,6 +172,7 @@ def connect(executor: Executor):
         ) from None
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ warnings stay off the console
         try:
             ray.init(
                 address=executor.address,
