@@ -756,6 +756,18 @@ def test_a_round_handed_to_an_external_backend_writes_its_data_and_command(mined
             Path(p).is_file() for r in rows for p in r["images"]
         )
     assert len(rows) == accepted and "VIDEOZERO_REWARD_WEIGHTS" in script
+    if backend == "verl":  # the loop's solver stage hands the round over and records the dry run
+        from store.checkpoints import checkpoint_row
+        from store.tables import Round
+        from videozero.stages.solver import solver_stage
+
+        checkpoint_row(store, "/models/qwen-vl", "base", run_id=run_id)
+        staged = config.model_copy(update={"db": store.url.render_as_string(hide_password=False)})
+        out = solver_stage(staged, run_id, 0)
+        assert out["backend"] == "verl" and out["status"] == "skipped" and out["questions"] == accepted
+        with store.session() as s:
+            record = s.get(Round, round_id).stages["solver"]
+        assert record["status"] == "skipped" and record["reason"].startswith("dry run")
     live = config.model_copy(
         update={
             "solver": config.solver.model_copy(

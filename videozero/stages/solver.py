@@ -86,7 +86,10 @@ def _external_stage(
     out: dict[str, Any] = {"backend": gcfg.backend, "from": ckpt, "questions": ext.questions}
     out["folder"] = str(ext.folder)
     if ext.checkpoint is None:  # a dry run: data and command written, the round keeps its solver
-        return out | {"status": "dry run"}
+        return out | {
+            "status": "skipped",
+            "reason": "dry run: the data and command are written, nothing trained",
+        }
     new = checkpoint_row(
         store, str(ext.checkpoint), "grpo", run_id=run_id, round_id=round_id, base_model=path
     )
