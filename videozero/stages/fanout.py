@@ -118,7 +118,7 @@ def fan_out(
     store: Store | None = None,
 ) -> list[TaskResult[T]]:
     """`fn` over every payload, in order of the payloads; a task that raises stops the stage with its
-    error (after the tasks in flight finish, on Ray). Local tasks use the caller's `store` (and the
+    error (on Ray, once the other tasks have finished). Local tasks use the caller's `store` (and the
     engine it registered with `local_engine`) instead of opening their own."""
     if not executor.is_ray:
         url = store_url(store) if store is not None else None
