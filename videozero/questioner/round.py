@@ -84,10 +84,13 @@ def rotate_levels(counts: dict[str, int], levels: Sequence[int]) -> list[tuple[s
 
 
 class VideoViews:
-    """Each video's mined evidence and its frames at the solver's sampling, loaded once per call."""
+    """Each video's mined evidence and its frames at the solver's sampling, loaded once per call (with
+    `keep`, only the `keep` videos used last are held)."""
 
-    def __init__(self, evidence: EvidenceLoader, sampling, cache_dir: str | Path | None) -> None:
-        self.evidence, self.sampling = evidence, sampling
+    def __init__(
+        self, evidence: EvidenceLoader, sampling, cache_dir: str | Path | None, keep: int | None = None
+    ) -> None:
+        self.evidence, self.sampling, self.keep = evidence, sampling, keep
         self.cache = VideoCache(cache_dir) if cache_dir is not None else None
         self._views: dict[int, tuple[VideoEvidence, VideoInput, VideoInput]] = {}
 
@@ -96,7 +99,11 @@ class VideoViews:
         if video_id not in self._views:
             ev = self.evidence(video_id)
             shown = VideoInput.from_clip(load_clip(ev.path, self.sampling, self.cache))
+            if self.keep is not None and len(self._views) >= self.keep:
+                self._views.pop(next(iter(self._views)))
             self._views[video_id] = (ev, shown, VideoInput(ev.frames, ev.timestamps))
+        else:  # most recently used last
+            self._views[video_id] = self._views.pop(video_id)
         return self._views[video_id]
 
 

@@ -30,6 +30,7 @@ P = TypeVar("P")
 
 _STORES: dict[str, Store] = {}
 _ENGINES: dict[str, Any] = {}
+_KEPT: dict[str, tuple[tuple, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ def worker_store(url: str) -> Store:
     return _STORES[url]
 
 
+def worker_kept(kind: str, key: tuple, make: Callable[[], T]) -> T:
+    """An object this process keeps for its next tasks (one per `kind`: the newest `key`), such as the
+    videos a worker verified last, so consecutive chunks of one video load it once."""
+    held = _KEPT.get(kind)
+    if held is None or held[0] != key:
+        _KEPT[kind] = (key, make())
+    return _KEPT[kind][1]
+
+
 def local_engine(path: str, engine: Any) -> None:
     """Let local tasks use `engine` (already loaded by the stage) as the model at `path`."""
     _ENGINES.clear()
@@ -135,6 +145,7 @@ def fan_out(
             if url is not None:
                 _STORES.pop(url, None)
             _ENGINES.clear()
+            _KEPT.clear()
     ray = connect(executor)
     remote = ray.remote(run_task).options(
         num_cpus=1,

@@ -63,6 +63,7 @@ from videozero.stages.fanout import (
     record,
     store_url,
     worker_engine,
+    worker_kept,
     worker_store,
 )
 from videozero.stages.heldout import ensure_heldout
@@ -297,8 +298,11 @@ def verify_task(task: VerifyTask) -> int:
         return 0
     pause_point("verify:task")
     engine = worker_engine(task.checkpoint_path, task.engine)
-    views = VideoViews(
-        evidence_loader(store, task.cache_dir), config.solver_sampling.sampling, task.cache_dir
+    sampling = config.solver_sampling.sampling
+    views = worker_kept(  # the last few videos stay loaded for this worker's next chunks
+        "verify-views",
+        (task.db_url, task.cache_dir, sampling.key),
+        lambda: VideoViews(evidence_loader(store, task.cache_dir), sampling, task.cache_dir, keep=4),
     )
     items = []
     for qid, vid, cand in chunk:
