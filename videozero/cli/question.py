@@ -192,8 +192,9 @@ def _run(
             raise VideozeroError("no video could be mined: see the errors above.")
         attach_videos(store, run_id, ids)
     checkpoint_id, solver_path = _solver(store, run_id, round_index, model, workdir)
-    lm = load_model(solver_path, device="auto")
-    engine = TransformersEngine(lm)
+    # Ray workers load the verifying solver themselves: here only if the model also writes questions
+    on_workers = fan is not None and fan.is_ray and writer is Writer.template
+    engine = None if on_workers else TransformersEngine(load_model(solver_path, device="auto"))
     families = config.families
     write = None
     if writer in (Writer.model, Writer.both):

@@ -28,6 +28,9 @@ from videozero.errors import VideozeroError
 T = TypeVar("T")
 P = TypeVar("P")
 
+RAY_MISSING = (
+    "executor 'ray' needs Ray, which is not installed: pip install 'videozero[ray]', or set executor: local."
+)
 _STORES: dict[str, Store] = {}
 _ENGINES: dict[str, Any] = {}
 _KEPT: dict[str, tuple[tuple, Any]] = {}
@@ -178,9 +181,7 @@ def connect(executor: Executor):
     try:
         import ray
     except ImportError:
-        raise VideozeroError(
-            "executor 'ray' needs Ray, which is not installed: pip install 'videozero[ray]', or set executor: local."
-        ) from None
+        raise VideozeroError(RAY_MISSING) from None
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ warnings stay off the console

@@ -53,9 +53,9 @@ def check_ray_store(url: str) -> None:
             "postgresql+psycopg://USER@HOST/DB (or set executor: local)."
         )
     if importlib.util.find_spec("ray") is None:
-        raise VideozeroError(
-            "executor 'ray' needs Ray, which is not installed: pip install 'videozero[ray]', or set executor: local."
-        )
+        from videozero.stages.fanout import RAY_MISSING
+
+        raise VideozeroError(RAY_MISSING)
 
 
 def check_shared_store(store) -> None:
