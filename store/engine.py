@@ -94,6 +94,21 @@ def _sqlite_pragmas(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _read_only(engine: Engine, backend: str) -> None:
+    """Every connection of `engine` refuses writes: SQLite's query_only, PostgreSQL's read-only
+    transactions."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        if backend == "sqlite":
+            cursor.execute("PRAGMA query_only = ON")
+        else:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_connection.commit()
+        cursor.close()
+
+
 def create_store_engine(url: str, *, create: bool = True) -> tuple[URL, Engine]:
     """Build an engine for `url`; for SQLite, check (or create) the file's folder first."""
     parsed = _parse_url(url)
@@ -188,6 +203,30 @@ def _connection_error(url: URL, exc: Exception) -> StoreError:
 def open_store(url: str, *, create: bool = True, migrate: bool = True) -> Store:
     """Open (and by default create and migrate to the newest schema) the store at `url`."""
     parsed, engine = create_store_engine(url, create=create)
+    return _opened(parsed, engine, migrate)
+
+
+def open_read_only(url: str) -> Store:
+    """Open an existing store at the newest schema for reading: its connections refuse every write, so
+    a reader (the browser) can never change what a run stored."""
+    parsed, engine = create_store_engine(url, create=False)
+    _read_only(engine, parsed.get_backend_name())
+    store = _opened(parsed, engine, migrate=False)
+    try:
+        at = current_revision(engine)
+    except (OperationalError, DatabaseError) as exc:
+        engine.dispose()
+        raise _connection_error(parsed, exc) from None
+    if at != head_revision():
+        engine.dispose()
+        raise StoreError(
+            f"The store at {display_url(parsed)} is at schema revision {at}, not {head_revision()}: "
+            "run `videozero db upgrade --db URL` first (or upgrade videozero if it is newer)."
+        )
+    return store
+
+
+def _opened(parsed: URL, engine: Engine, migrate: bool) -> Store:
     try:
         at = current_revision(engine)
         if migrate and at != head_revision():

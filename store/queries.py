@@ -122,7 +122,8 @@ def _filtered(session: Session, stmt: Select[Any], flt: QuestionFilter) -> Selec
     return stmt
 
 
-def _joined(stmt: Select[Any]) -> Select[Any]:
+def joined_question(stmt: Select[Any]) -> Select[Any]:
+    """`stmt` over questions joined to their run, round (if any) and video, the columns filters use."""
     return (
         stmt.join(Run, Run.id == Question.run_id)
         .outerjoin(Round, Round.id == Question.round_id)
@@ -134,7 +135,7 @@ def list_questions(
     session: Session, flt: QuestionFilter, limit: int | None = 50, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Questions matching `flt`, newest first, as plain dicts (the columns of QUESTION_COLUMNS)."""
-    stmt = _filtered(session, _joined(select(*QUESTION_COLUMNS)), flt).order_by(Question.id.desc())
+    stmt = _filtered(session, joined_question(select(*QUESTION_COLUMNS)), flt).order_by(Question.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
     if offset:
@@ -144,12 +145,14 @@ def list_questions(
 
 def count_questions(session: Session, flt: QuestionFilter) -> int:
     """How many questions match `flt`."""
-    return session.scalar(_filtered(session, _joined(select(func.count(Question.id))), flt)) or 0
+    return session.scalar(_filtered(session, joined_question(select(func.count(Question.id))), flt)) or 0
 
 
 def question_detail(session: Session, question_id: int) -> dict[str, Any]:
     """One question with its fields and its attempts summarised per (checkpoint, mode)."""
-    row = session.execute(_joined(select(*QUESTION_COLUMNS)).where(Question.id == question_id)).first()
+    row = session.execute(
+        joined_question(select(*QUESTION_COLUMNS)).where(Question.id == question_id)
+    ).first()
     if row is None:
         raise StoreError(f"No question with id {question_id}: `videozero qa list` shows the ids.")
     detail = dict(row._mapping)
@@ -215,7 +218,7 @@ def question_stats(session: Session, flt: QuestionFilter) -> list[QuestionStats]
     counts = session.execute(
         _filtered(
             session,
-            _joined(
+            joined_question(
                 select(
                     *key_cols,
                     func.count(Question.id),
@@ -229,7 +232,7 @@ def question_stats(session: Session, flt: QuestionFilter) -> list[QuestionStats]
     reasons = session.execute(
         _filtered(
             session,
-            _joined(select(*key_cols, Question.reject_reason, func.count(Question.id))),
+            joined_question(select(*key_cols, Question.reject_reason, func.count(Question.id))),
             flt,
         )
         .where(Question.reject_reason.is_not(None))
@@ -238,7 +241,7 @@ def question_stats(session: Session, flt: QuestionFilter) -> list[QuestionStats]
     accuracy = session.execute(
         _filtered(
             session,
-            _joined(
+            joined_question(
                 select(
                     *key_cols,
                     Attempt.mode,

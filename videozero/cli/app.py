@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from store import DatabaseError, StoreError
-from videozero.cli import db, iterate, mine, model, qa, question, warmup
+from videozero.cli import browse, db, iterate, mine, model, qa, question, warmup
 from videozero.cli.common import err_console
 from videozero.cli.eval import eval_command
 from videozero.errors import VideozeroError
@@ -30,6 +30,7 @@ model.app.command("warmup")(warmup.warmup)
 app.add_typer(model.app, name="model")
 app.add_typer(qa.app, name="qa")
 app.command("eval")(eval_command)
+app.command("browse")(browse.browse)
 
 
 def main() -> None:

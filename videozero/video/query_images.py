@@ -27,20 +27,31 @@ def nearest_frames(timestamps: np.ndarray, times: Sequence[float]) -> list[int]:
     return [int(np.argmin(np.abs(t - float(x)))) for x in times]
 
 
+def query_times(spec: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(label, time in seconds) of every still image `spec["query"]` names, in the order they are shown.
+
+    >>> query_times({"query": [{"label": "Clip", "times": [1.0, 2.0], "reverse": True}]})
+    [('Clip, frame 1', 2.0), ('Clip, frame 2', 1.0)]
+    """
+    out: list[tuple[str, float]] = []
+    for item in spec.get("query") or []:
+        times = [float(t) for t in item.get("times", [])]
+        if item.get("reverse"):
+            times = times[::-1]
+        label = str(item.get("label", "Query"))
+        out += [(label if len(times) == 1 else f"{label}, frame {k + 1}", t) for k, t in enumerate(times)]
+    return out
+
+
 def query_frames(timestamps: np.ndarray, spec: Mapping[str, Any]) -> list[tuple[str, int]]:
     """(label, frame index) of every still image `spec["query"]` names, in the order they are shown.
 
     >>> query_frames(np.arange(0, 4.0, 0.5), {"query": [{"label": "Clip", "times": [1.0, 2.0], "reverse": True}]})
     [('Clip, frame 1', 4), ('Clip, frame 2', 2)]
     """
-    out: list[tuple[str, int]] = []
-    for item in spec.get("query") or []:
-        idx = nearest_frames(timestamps, [float(t) for t in item.get("times", [])])
-        if item.get("reverse"):
-            idx = idx[::-1]
-        label = str(item.get("label", "Query"))
-        out += [(label if len(idx) == 1 else f"{label}, frame {k + 1}", i) for k, i in enumerate(idx)]
-    return out
+    shown = query_times(spec)
+    indices = nearest_frames(timestamps, [t for _, t in shown])
+    return [(label, i) for (label, _), i in zip(shown, indices, strict=True)]
 
 
 def query_images(video: VideoInput, spec: Mapping[str, Any]) -> tuple[tuple[str, np.ndarray], ...]:
