@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from store.queries import QUESTION_COLUMNS, joined_question
-from store.tables import Attempt, Checkpoint, Question, Round, Run, Segment, TaskRun, Video
+from store.tables import Attempt, Checkpoint, Metric, Question, Round, Run, Segment, TaskRun, Video
 
 # The mined levels a timeline shows (frame-level segments are too many to draw).
 TIMELINE_LEVELS = ("shot", "event")
@@ -228,3 +228,26 @@ def sqlite_folder(url: URL) -> Path | None:
     ):
         return None
     return Path(database.removeprefix("file:")).expanduser().absolute().parent
+
+
+def round_question_counts(session: Session, run_id: int) -> list[tuple[int | None, str, str, int]]:
+    """(round index, family, status, questions) of a run's questions: one grouped scan."""
+    stmt = (
+        select(Round.round_index, Question.family, Question.status, func.count(Question.id))
+        .select_from(Question)
+        .outerjoin(Round, Round.id == Question.round_id)
+        .where(Question.run_id == run_id)
+        .group_by(Round.round_index, Question.family, Question.status)
+    )
+    return [(r, f, st, int(n)) for r, f, st, n in session.execute(stmt)]
+
+
+def report_version(session: Session, run_id: int) -> tuple[Any, ...]:
+    """What changes when a run's report would: its newest metric, checkpoint and attempt ids and its
+    metric count (each read from an index)."""
+    return (
+        session.scalar(select(func.max(Metric.id)).where(Metric.run_id == run_id)),
+        session.scalar(select(func.count(Metric.id)).where(Metric.run_id == run_id)),
+        session.scalar(select(func.max(Checkpoint.id)).where(Checkpoint.run_id == run_id)),
+        session.scalar(select(func.max(Attempt.id))),
+    )

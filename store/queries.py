@@ -144,8 +144,14 @@ def list_questions(
 
 
 def count_questions(session: Session, flt: QuestionFilter) -> int:
-    """How many questions match `flt`."""
-    return session.scalar(_filtered(session, joined_question(select(func.count(Question.id))), flt)) or 0
+    """How many questions match `flt`. Joins only the tables the filter reads (a question's run and video
+    always exist: foreign keys), which makes the unfiltered count of a large store several times faster."""
+    stmt = select(func.count(Question.id)).select_from(Question)
+    if flt.round is not None:
+        stmt = stmt.outerjoin(Round, Round.id == Question.round_id)
+    if flt.video is not None:
+        stmt = stmt.join(Video, Video.id == Question.video_id)
+    return session.scalar(_filtered(session, stmt, flt)) or 0
 
 
 def question_detail(session: Session, question_id: int) -> dict[str, Any]:

@@ -135,7 +135,8 @@ def answer_accuracy(predicted: str | None, target: str, kind: str, number_tolera
     return 1.0 if p is not None and p == t else 0.0
 
 
-def _merge(spans: Sequence[Span]) -> list[Span]:
+def merge_spans(spans: Sequence[Span]) -> list[Span]:
+    """The time `spans` cover as sorted, disjoint spans (touching or overlapping ones joined)."""
     merged: list[list[float]] = []
     for s, e in sorted((min(a, b), max(a, b)) for a, b in spans):
         if merged and s <= merged[-1][1]:
@@ -159,7 +160,7 @@ def temporal_iou(predicted: Sequence[Span], target: Sequence[Span]) -> float:
     >>> temporal_iou([(0, 1), (2, 3)], [(0, 3)]), temporal_iou([(1, 1)], [(1, 1)]), temporal_iou([], [(0, 1)])
     (0.6666666666666666, 0.0, 0.0)
     """
-    a, b = _merge(predicted), _merge(target)
+    a, b = merge_spans(predicted), merge_spans(target)
     if not a or not b:
         return 0.0
     inter = 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +30,8 @@ from store.browse import (
     filter_choices,
     question_attempts,
     question_row,
+    report_version,
+    round_question_counts,
     round_rows,
     run_row,
     runs_overview,
@@ -42,12 +45,13 @@ from videozero.browse.media import FileGate, Refused, Thumbnails
 from videozero.browse.timeline import MODES, build_timeline, spans_of
 from videozero.browse.views import attempt_groups, comparison_rows, filter_from_params, labelled, round_view
 from videozero.errors import VideozeroError
-from videozero.reports.comparison import report_plot
-from videozero.stages.report import round_summary, run_report
+from videozero.reports.comparison import Report, report_plot
+from videozero.stages.report import run_report
 from videozero.video.query_images import query_times
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+CHOICES_TTL_S = 30.0  # how long the filter form's run and family lists are reused
 MAX_MS = 10**9  # a frame time in milliseconds (11 days of video)
 
 
@@ -72,7 +76,10 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
         gate = FileGate(video_paths(s), cache_roots)
     thumbnails = Thumbnails(gate)
     plots: dict[tuple[int, str], bytes] = {}
+    choices: dict[str, Any] = {"at": -CHOICES_TTL_S, "value": {}}
     plot_lock = threading.Lock()
+    reports: dict[tuple[int, Any], Report] = {}
+    report_lock = threading.Lock()
     app.state.store, app.state.gate = store, gate
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -96,6 +103,21 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             request, "error.html", 404, sentence=f"No such page: {where or 'the address'} is not valid."
         )
 
+    def report_of(run_id: int, name: str) -> Report:
+        """The run's report (every checkpoint's figures, the constants, the paired changes), computed
+        again only when the run's metrics, checkpoints or attempts changed."""
+        with store.session() as s:
+            version = (run_id, report_version(s, run_id))
+        with report_lock:
+            if version in reports:
+                return reports[version]
+        report = run_report(store, run_id, name)
+        with report_lock:
+            for key in [k for k in reports if k[0] == run_id]:
+                del reports[key]
+            reports[version] = report
+        return report
+
     @app.get("/", response_class=HTMLResponse)
     def runs(request: Request) -> HTMLResponse:
         with store.session() as s:
@@ -109,10 +131,11 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             if row is None:
                 raise PageError(404, f"No run with id {run_id}: the runs page lists them.")
             rounds = round_rows(s, run_id)
+            counts = round_question_counts(s, run_id)
             tasks = task_summary(s, run_id)
-        summaries = [round_summary(store, run_id, r["round_index"]) for r in rounds]
-        views = [round_view(r, summary) for r, summary in zip(rounds, summaries, strict=True)]
-        return page(request, "run.html", run=row, rounds=views, tasks=tasks)
+        report = report_of(run_id, row["name"])
+        views = [round_view(r, counts, report) for r in rounds]
+        return page(request, "run.html", run=row, rounds=views, tasks=tasks, report=report)
 
     @app.get("/runs/{run_id}/plot.png")
     def plot(run_id: int) -> Response:
@@ -120,7 +143,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             row = run_row(s, run_id)
         if row is None:
             raise PageError(404, f"No run with id {run_id}.")
-        report = run_report(store, run_id, row["name"])
+        report = report_of(run_id, row["name"])
         key = (run_id, repr(sorted(report.values.items())))
         with plot_lock:
             data = plots.get(key)
@@ -141,7 +164,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             row = run_row(s, run_id)
         if row is None:
             raise PageError(404, f"No run with id {run_id}: the runs page lists them.")
-        report = run_report(store, run_id, row["name"])
+        report = report_of(run_id, row["name"])
         return page(request, "checkpoints.html", run=row, report=report, rows=comparison_rows(report))
 
     @app.get("/questions", response_class=HTMLResponse)
@@ -152,7 +175,8 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
         except ValueError:
             number = 1
         with store.session() as s:
-            choices = filter_choices(s)
+            if time.monotonic() - choices["at"] > CHOICES_TTL_S:  # a scan of every question: not per page
+                choices.update(at=time.monotonic(), value=filter_choices(s))
             try:
                 flt = filter_from_params(params)
                 total = count_questions(s, flt)
@@ -176,7 +200,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             number=number,
             pages=pages,
             params=params,
-            choices=choices,
+            choices=choices["value"],
             error=error,
             prev_link=link(number - 1) if number > 1 else None,
             next_link=link(number + 1) if number < pages else None,

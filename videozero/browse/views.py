@@ -14,7 +14,6 @@ from store.queries import QuestionFilter
 from videozero.browse.timeline import MODES
 from videozero.errors import VideozeroError
 from videozero.reports.comparison import Report, checkpoint_label
-from videozero.reports.summary import RoundSummary
 
 # The question filters of `qa list`, as URL parameters: (parameter, QuestionFilter field, kind).
 FILTERS = (
@@ -67,18 +66,25 @@ class RoundView:
     finished_at: Any
     stages: list[dict[str, Any]]  # name, status, seconds, details
     counts: dict[str, dict[str, int]]  # family -> status -> n
-    heldout: dict[str, float]
-    constants: dict[str, float]
-    changes: dict[str, Any]
-    validation: dict[str, float]
     decisions: list[dict[str, Any]]  # family, level, weight, reason, measured
-    checkpoint: str = ""
-    start_note: str = ""
-    writes: dict[str, float] = field(default_factory=dict)
+    checkpoint: str = ""  # the column of the run's report that is this round's solver
+    heldout: dict[str, float] = field(default_factory=dict)
+    changes: dict[str, Any] = field(default_factory=dict)
+    validation: float | None = None
+
+    @property
+    def accuracy_se(self) -> float | None:
+        """The binomial standard error of the held-out accuracy."""
+        p, n = self.heldout.get("accuracy"), self.heldout.get("n")
+        return math.sqrt(max(p * (1 - p), 0.0) / n) if p is not None and n else None
 
 
-def round_view(row: Mapping[str, Any], summary: RoundSummary) -> RoundView:
-    """A round's stored record (`rounds` row) and figures (`round_summary`) as the run page shows them."""
+def round_view(
+    row: Mapping[str, Any], counts: Sequence[tuple[Any, str, str, int]], report: Report
+) -> RoundView:
+    """A round's stored record (`rounds` row), its questions counted (`round_question_counts` rows of the
+    run) and its solver's figures in the run's report, as the run page shows them."""
+    index = int(row["round_index"])
     stages = []
     for name, value in (row.get("stages") or {}).items():
         if not isinstance(value, dict) or name == "resources":
@@ -109,21 +115,29 @@ def round_view(row: Mapping[str, Any], summary: RoundSummary) -> RoundView:
         for family, state in sorted((curriculum.get("families") or {}).items())
         if isinstance(state, dict)
     ]
-    return RoundView(
-        index=int(row["round_index"]),
-        started_at=row.get("started_at"),
-        finished_at=row.get("finished_at"),
-        stages=stages,
-        counts={family: dict(counter) for family, counter in sorted(summary.counts.items())},
-        heldout=summary.heldout,
-        constants=summary.constants,
-        changes=summary.changes,
-        validation=summary.validation,
-        decisions=decisions,
-        checkpoint=summary.checkpoint,
-        start_note=summary.start_note,
-        writes=summary.writes,
+    by_family: dict[str, dict[str, int]] = {}
+    for round_index, family, status, n in counts:
+        if round_index == index:
+            by_family.setdefault(family, {})[status] = n
+    view = RoundView(
+        index,
+        row.get("started_at"),
+        row.get("finished_at"),
+        stages,
+        dict(sorted(by_family.items())),
+        decisions,
     )
+    column = next((c for c in report.columns if c.stage == "grpo" and c.round_index == index), None)
+    if column is not None:
+        view.checkpoint = column.label
+        view.heldout = {
+            name: per[column.label]
+            for (split, name), per in report.values.items()
+            if split == "heldout" and "/" not in name and column.label in per
+        }
+        view.changes = report.changes.get(column.label, {})
+        view.validation = report.values.get(("validation", "accuracy"), {}).get(column.label)
+    return view
 
 
 def labelled(attempts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

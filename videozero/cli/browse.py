@@ -38,7 +38,8 @@ def cache_roots(store: Store, workdirs: list[str], extra: list[Path]) -> list[Pa
 def check_port(host: str, port: int) -> None:
     """Refuse, in one sentence, a port that is taken or a host this machine cannot listen on."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a port whose last
+        try:  # connections are closing is free, one a program listens on is not
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
