@@ -4,6 +4,7 @@ Playwright) against the real command serving a real store; the files it may read
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import socket
 import subprocess
@@ -403,3 +404,20 @@ def test_filters_from_the_address() -> None:
     ):
         with pytest.raises((VideozeroError, StoreError), match=fragment):
             filter_from_params(params)
+
+
+def test_thumbnails_from_the_video_file_without_a_cache(demo: BrowseStore, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from videozero.browse.media import Thumbnails
+
+    thumbs = Thumbnails(FileGate([str(demo.video_path)], []))
+    data = thumbs.jpeg(str(demo.video_path), None, 3.0)
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG" and image.width <= 240
+    assert thumbs.jpeg(str(demo.video_path), None, 3.0) is data  # kept
+    gone = tmp_path / "gone.mp4"
+    with pytest.raises(Refused, match="not there any more"):
+        Thumbnails(FileGate([str(gone)], [])).jpeg(str(gone), None, 1.0)
+    with pytest.raises(Refused, match="is not a file of this store"):
+        Thumbnails(FileGate([], [])).jpeg(str(demo.video_path), "f" * 64, 1.0)

@@ -24,7 +24,8 @@ from videozero.video.decode import MINING_SAMPLING, decode_video
 from videozero.video.query_images import nearest_frames
 
 THUMB_WIDTH = 240
-CLIPS_KEPT = 3  # decoded videos kept in memory (a question page asks for several frames of one video)
+CLIPS_KEPT = 1  # decoded videos kept in memory: a question page asks for several frames of one video (a
+# long one, 1024 mining frames, holds about 275 MB)
 
 
 class Refused(VideozeroError):
