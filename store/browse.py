@@ -185,11 +185,6 @@ def question_spec(session: Session, question_id: int) -> dict[str, Any] | None:
     return (row[0] or {}) if row else None
 
 
-def video_paths(session: Session) -> list[str]:
-    """Every video path the store names (the only video files the browser may read)."""
-    return list(session.scalars(select(Video.path)))
-
-
 def run_workdirs(session: Session) -> list[str]:
     """The work directories the store's runs were configured with (where their frame caches are)."""
     out = []

@@ -421,3 +421,15 @@ def test_thumbnails_from_the_video_file_without_a_cache(demo: BrowseStore, tmp_p
         Thumbnails(FileGate([str(gone)], [])).jpeg(str(gone), None, 1.0)
     with pytest.raises(Refused, match="is not a file of this store"):
         Thumbnails(FileGate([], [])).jpeg(str(demo.video_path), "f" * 64, 1.0)
+
+
+def test_serves_this_machine_only(server: str) -> None:
+    import psutil
+
+    port = int(server.rsplit(":", 1)[1])
+    listening = {
+        c.laddr.ip
+        for c in psutil.net_connections(kind="inet")
+        if c.status == "LISTEN" and c.laddr.port == port
+    }
+    assert listening == {"127.0.0.1"}

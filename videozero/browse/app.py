@@ -37,7 +37,6 @@ from store.browse import (
     runs_overview,
     task_summary,
     video_file,
-    video_paths,
     video_segments,
 )
 from store.queries import count_questions, list_questions
@@ -72,8 +71,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
     templates.env.globals["modes"] = MODES
     templates.env.filters["num"] = _num
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    with store.session() as s:
-        gate = FileGate(video_paths(s), cache_roots)
+    gate = FileGate([], cache_roots)  # video files are allowed as their rows are read
     thumbnails = Thumbnails(gate)
     plots: dict[tuple[int, str], bytes] = {}
     choices: dict[str, Any] = {"at": -CHOICES_TTL_S, "value": {}}
@@ -249,6 +247,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             video = video_file(s, video_id)
         if video is None:
             raise PageError(404, f"No video with id {video_id}.")
+        gate.allow(video.path)
         try:
             data = thumbnails.jpeg(video.path, video.content_hash, ms / 1000.0)
         except Refused as exc:

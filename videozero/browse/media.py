@@ -49,6 +49,12 @@ class FileGate:
         except (OSError, RuntimeError):
             return None
 
+    def allow(self, video_path: str) -> None:
+        """Add a video file the store names (read from its row when a frame of it is asked for)."""
+        resolved = self._resolve(Path(video_path))
+        if resolved is not None:
+            self.files.add(resolved)
+
     def check(self, path: str | Path) -> Path:
         """The resolved `path` if it may be read, else Refused (saying nothing of what is there)."""
         resolved = self._resolve(Path(path))
