@@ -97,7 +97,9 @@ def build(store: Store, url: str, workdir: Path) -> BrowseStore:
         hostile = Question(
             run_id=run.id, round_id=rnd.id, video_id=video_id, split="train", family="ordering", level=0,
             writer="model", text=HOSTILE_TEXT, options=None, answer="1,2", evidence=[[0.0, 1.0]],
-            status="rejected", reject_reason="unanswerable",
+            status="rejected", reject_reason="unanswerable", consensus_answer="<i>2,1</i>",
+            consensus_evidence=[["x", 1], [2.0, 3.0, 4.0], "ab", [1.0, 2.0]],  # as a model might write it
+            verification={"note": "<b>bold</b>", "parts": [1, 2], "p": 0.5},
         )  # fmt: skip
         heldout = [
             Question(

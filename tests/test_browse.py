@@ -261,6 +261,12 @@ def test_hostile_filters_are_shown_literally(page, server: str, demo: BrowseStor
     page.problems.clear()
     page.goto(f"{server}/questions/{demo.hostile_id}")
     assert page.inner_text("#question-text") == HOSTILE_TEXT
+    assert (
+        "solver consensus <i>2,1</i> · evidence 0.00-1.00 s · consensus span 1.00-2.00 s"
+        in page.inner_text("p:has(#answer)")
+    )
+    assert "<b>bold</b>" in page.inner_text("#rewards")
+    assert page.locator("#timeline rect.bar[data-kind='consensus']").count() == 1
     assert page.problems == []
 
 

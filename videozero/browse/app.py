@@ -216,15 +216,14 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
         timeline = build_timeline(
             row["duration_s"], segments, row["evidence"], row["consensus_evidence"], attempts
         )
-        stills = [
-            (f"evidence {s_:.1f}-{e:.1f} s", t)
-            for s_, e in spans_of(row["evidence"])
-            for t in (s_, (s_ + e) / 2, e)
-        ]
+        evidence = spans_of(row["evidence"])  # model-written rows are untrusted: pairs of numbers only
+        stills = [(f"evidence {s_:.1f}-{e:.1f} s", t) for s_, e in evidence for t in (s_, (s_ + e) / 2, e)]
         return page(
             request,
             "question.html",
             q=row,
+            evidence=evidence,
+            consensus=spans_of(row["consensus_evidence"]),
             timeline=timeline,
             groups=attempt_groups(attempts),
             attempts=attempts,
