@@ -116,6 +116,13 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             reports[version] = report
         return report
 
+    def run_or_404(run_id: int) -> dict[str, Any]:
+        with store.session() as s:
+            row = run_row(s, run_id)
+        if row is None:
+            raise PageError(404, f"No run with id {run_id}: the runs page lists them.")
+        return row
+
     @app.get("/", response_class=HTMLResponse)
     def runs(request: Request) -> HTMLResponse:
         with store.session() as s:
@@ -124,10 +131,8 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run(request: Request, run_id: int) -> HTMLResponse:
+        row = run_or_404(run_id)
         with store.session() as s:
-            row = run_row(s, run_id)
-            if row is None:
-                raise PageError(404, f"No run with id {run_id}: the runs page lists them.")
             rounds = round_rows(s, run_id)
             counts = round_question_counts(s, run_id)
             tasks = task_summary(s, run_id)
@@ -137,11 +142,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
 
     @app.get("/runs/{run_id}/plot.png")
     def plot(run_id: int) -> Response:
-        with store.session() as s:
-            row = run_row(s, run_id)
-        if row is None:
-            raise PageError(404, f"No run with id {run_id}.")
-        report = report_of(run_id, row["name"])
+        report = report_of(run_id, run_or_404(run_id)["name"])
         key = (run_id, repr(sorted(report.values.items())))
         with plot_lock:
             data = plots.get(key)
@@ -158,10 +159,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
 
     @app.get("/runs/{run_id}/checkpoints", response_class=HTMLResponse)
     def checkpoints(request: Request, run_id: int) -> HTMLResponse:
-        with store.session() as s:
-            row = run_row(s, run_id)
-        if row is None:
-            raise PageError(404, f"No run with id {run_id}: the runs page lists them.")
+        row = run_or_404(run_id)
         report = report_of(run_id, row["name"])
         return page(request, "checkpoints.html", run=row, report=report, rows=comparison_rows(report))
 
