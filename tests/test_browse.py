@@ -365,6 +365,12 @@ def test_postgres_store_pages(pg_url: str, tmp_path: Path) -> None:
         assert found.status_code == 200 and "1-1 of 1 questions" in found.text
         assert "&lt;script&gt;alert" in found.text and "<script>alert" not in found.text
         assert client.get(f"/runs/{demo.run_id}/checkpoints").status_code == 200
+        for params, sentence in (
+            ({"search": "a\x00b"}, "NUL character"),
+            ({"level_max": "9" * 30}, "out of range"),
+        ):
+            refused = client.get("/questions", params=params)
+            assert refused.status_code == 400 and sentence in refused.text
         frame = client.get(f"/videos/{demo.video_id}/frames/2500.jpg")
         assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
     finally:
@@ -407,6 +413,8 @@ def test_filters_from_the_address() -> None:
         ({"status": "done"}, "Unknown status 'done'"),
         ({"level_min": "3", "level_max": "1"}, "The difficulty range is empty"),
         ({"search": "x" * 501}, "longer than 500 characters"),
+        ({"level_max": "9" * 30}, "The level_max filter 9999"),
+        ({"search": "a\x00b"}, "The search filter holds a NUL character: remove it."),
     ):
         with pytest.raises((VideozeroError, StoreError), match=fragment):
             filter_from_params(params)

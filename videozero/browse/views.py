@@ -43,6 +43,8 @@ def filter_from_params(params: Mapping[str, str]) -> QuestionFilter:
             raise VideozeroError(
                 f"The {param} filter is longer than {MAX_FILTER_CHARS} characters: shorten it."
             )
+        if "\x00" in raw:  # PostgreSQL text cannot hold it; no question's text has it
+            raise VideozeroError(f"The {param} filter holds a NUL character: remove it.")
         if kind is int:
             try:
                 values[name] = int(raw.strip())
@@ -50,6 +52,8 @@ def filter_from_params(params: Mapping[str, str]) -> QuestionFilter:
                 raise VideozeroError(
                     f"The {param} filter '{raw}' is not a whole number: give one, e.g. 2."
                 ) from None
+            if not -(2**31) <= values[name] < 2**31:
+                raise VideozeroError(f"The {param} filter {raw} is out of range: give a smaller number.")
         else:
             values[name] = raw
     flt = QuestionFilter(**values)
