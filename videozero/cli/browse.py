@@ -68,16 +68,14 @@ def browse(
 
     from videozero.browse.app import create_app
 
-    url = resolve_db(db)
-    store = open_read_only(url)
-    with store.session() as s:
-        workdirs = run_workdirs(s)
     for folder in cache or []:
         if not folder.is_dir():
-            store.dispose()
             raise VideozeroError(f"--cache {folder} is not a folder: give a work directory's cache folder.")
-    roots = cache_roots(store, workdirs, list(cache or []))
     check_port(host, port)
+    store = open_read_only(resolve_db(db))
+    with store.session() as s:
+        workdirs = run_workdirs(s)
+    roots = cache_roots(store, workdirs, list(cache or []))
     app = create_app(store, roots)
     console.print(f"Browsing {store} (read-only) at http://{host}:{port}/ — Ctrl+C stops.")
     if not roots:
