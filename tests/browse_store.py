@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import Attempt, Checkpoint, Metric, Question, Round, Run, RunVideo, Store
+from store import Attempt, Checkpoint, Metric, Question, Round, Run, RunVideo, Store, Video
 from store.videos import video_segments
 from videozero.stages.mine import mine_videos
 from videozero.video.decode import MINING_SAMPLING
@@ -45,6 +45,7 @@ class BrowseStore:
     question_id: int
     hostile_id: int
     attempt_id: int  # the full-mode sample 0 attempt (RAW_OUTPUT)
+    broken_video_id: int  # a stored video whose file is not a video
 
 
 def build(store: Store, url: str, workdir: Path) -> BrowseStore:
@@ -53,7 +54,12 @@ def build(store: Store, url: str, workdir: Path) -> BrowseStore:
     summary = mine_videos(store, [clip.path], MINING_SAMPLING, cache_dir=workdir / "cache")
     video_id = summary.results[0].video_id
     assert video_id is not None, summary.results
+    broken = workdir / "clips" / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
     with store.write() as s:
+        broken_row = Video(path=str(broken), status="error", error="not a video")
+        s.add(broken_row)
+        s.flush()
         run = Run(
             name="browse-demo",
             config={"workdir": str(workdir), "learner": {"model": "nano"}},
@@ -142,7 +148,7 @@ def build(store: Store, url: str, workdir: Path) -> BrowseStore:
                              checkpoint_id=ckpts[label].id, name=name, value=value, split="heldout"))  # fmt: skip
         out = BrowseStore(
             url=url, workdir=workdir, run_id=run.id, run_name=run.name, video_id=video_id, video_path=clip.path,
-            duration=float(clip.duration_s), question_id=known.id, hostile_id=hostile.id, attempt_id=int(first),
+            duration=float(clip.duration_s), question_id=known.id, hostile_id=hostile.id, attempt_id=int(first), broken_video_id=broken_row.id,
         )  # fmt: skip
     with store.session() as s:
         assert video_segments(s, video_id), "the clip was mined into no segment"

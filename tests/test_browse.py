@@ -305,6 +305,8 @@ def test_no_file_outside_the_videos_and_cache_can_be_read(server: str, demo: Bro
         status, body = _raw_get(server, path)
         assert status in (400, 404), (path, status)
         assert b"SECRET-CONTENT" not in body and b"root:x:0" not in body, path
+    status, body = _raw_get(server, f"/videos/{demo.broken_video_id}/frames/0.jpg")  # stored, unreadable
+    assert status == 404 and b"broken.mp4" in body
     status, body = _raw_get(server, f"/videos/{demo.video_id}/frames/3000.jpg")
     assert status == 200 and body[:2] == b"\xff\xd8"  # a JPEG of the video itself
 

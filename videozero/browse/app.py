@@ -40,7 +40,7 @@ from store.browse import (
     video_segments,
 )
 from store.queries import count_questions, list_questions
-from videozero.browse.media import FileGate, Refused, Thumbnails
+from videozero.browse.media import FileGate, Thumbnails
 from videozero.browse.timeline import MODES, build_timeline, spans_of
 from videozero.browse.views import attempt_groups, comparison_rows, filter_from_params, labelled, round_view
 from videozero.errors import VideozeroError
@@ -247,7 +247,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
         gate.allow(video.path)
         try:
             data = thumbnails.jpeg(video.path, video.content_hash, ms / 1000.0)
-        except Refused as exc:
+        except VideozeroError as exc:  # refused, gone, or not a readable video
             raise PageError(404, str(exc)) from None
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
