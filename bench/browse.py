@@ -34,6 +34,7 @@ from urllib.parse import urlencode  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.store import FAMILIES, WORDS  # noqa: E402  (the same words and families as its store bench)
 from store import Checkpoint, Round, Run, RunVideo, open_store  # noqa: E402
 from store.bulk import insert_attempts, insert_questions  # noqa: E402
 from videozero.stages.mine import mine_videos  # noqa: E402
@@ -41,26 +42,7 @@ from videozero.video.decode import MINING_SAMPLING  # noqa: E402
 from videozero.video.samples import generated_specs  # noqa: E402
 from videozero.video.synthetic import write_clip  # noqa: E402
 
-FAMILIES = ["grounding", "ordering", "arrow_of_time", "what_next", "counting", "semantic_grounding"]
 MODES = ["full", "blind", "masked", "key_only", "random_span"]
-WORDS = [
-    "when",
-    "does",
-    "the",
-    "red",
-    "square",
-    "appear",
-    "after",
-    "the",
-    "cut",
-    "before",
-    "person",
-    "enters",
-    "door",
-    "opens",
-    "ball",
-    "moves",
-]
 REASONS = [None, "too_easy", "too_hard", "blind_solvable", "unanswerable", "duplicate"]
 
 

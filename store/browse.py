@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
+from store.engine import sqlite_file
 from store.queries import QUESTION_COLUMNS, joined_question
 from store.tables import Attempt, Checkpoint, Metric, Question, Round, Run, Segment, TaskRun, Video
 
@@ -73,11 +74,6 @@ def run_row(session: Session, run_id: int) -> dict[str, Any] | None:
     }
 
 
-def run_id_by_name(session: Session, name: str) -> int | None:
-    """The id of the run called `name` (bound, compared exactly), or None."""
-    return session.scalar(select(Run.id).where(Run.name == name))
-
-
 def round_rows(session: Session, run_id: int) -> list[dict[str, Any]]:
     """The run's rounds in order: index, per-stage records, curriculum state, start and end."""
     stmt = select(Round).where(Round.run_id == run_id).order_by(Round.round_index)
@@ -131,7 +127,6 @@ def question_attempts(session: Session, question_id: int) -> list[dict[str, Any]
             Attempt.correct,
             Attempt.iou,
             Attempt.reward,
-            (Attempt.turns.is_not(None)).label("has_turns"),
         )
         .join(Checkpoint, Checkpoint.id == Attempt.checkpoint_id)
         .outerjoin(Round, Round.id == Checkpoint.round_id)
@@ -169,22 +164,6 @@ def video_file(session: Session, video_id: int) -> VideoFile | None:
     return VideoFile(*row) if row else None
 
 
-def question_video(session: Session, question_id: int) -> VideoFile | None:
-    """The video a question is about, or None for an unknown question."""
-    row = session.execute(
-        select(Video.id, Video.path, Video.content_hash, Video.duration_s)
-        .join(Question, Question.video_id == Video.id)
-        .where(Question.id == question_id)
-    ).first()
-    return VideoFile(*row) if row else None
-
-
-def question_spec(session: Session, question_id: int) -> dict[str, Any] | None:
-    """A question's spec (its query images' times live there), or None."""
-    row = session.execute(select(Question.spec).where(Question.id == question_id)).first()
-    return (row[0] or {}) if row else None
-
-
 def run_workdirs(session: Session) -> list[str]:
     """The work directories the store's runs were configured with (where their frame caches are)."""
     out = []
@@ -215,14 +194,8 @@ def question_row(session: Session, question_id: int) -> dict[str, Any] | None:
 
 def sqlite_folder(url: URL) -> Path | None:
     """The folder holding a SQLite store's file (the work directory, in the default layout), else None."""
-    database = url.database or ""
-    if (
-        url.get_backend_name() != "sqlite"
-        or database in ("", ":memory:")
-        or database.startswith("file::memory:")
-    ):
-        return None
-    return Path(database.removeprefix("file:")).expanduser().absolute().parent
+    path = sqlite_file(url)
+    return path.absolute().parent if path is not None else None
 
 
 def round_question_counts(session: Session, run_id: int) -> list[tuple[int | None, str, str, int]]:

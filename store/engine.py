@@ -109,20 +109,30 @@ def _read_only(engine: Engine, backend: str) -> None:
         cursor.close()
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite store URL (None for an in-memory database or another backend)."""
+    database = url.database or ""
+    if (
+        url.get_backend_name() != "sqlite"
+        or database in ("", ":memory:")
+        or database.startswith("file::memory:")
+    ):
+        return None
+    # a URI filename (sqlite:///file:PATH?mode=ro&uri=true) names the file after 'file:'
+    uri = str(url.query.get("uri", "")).lower() == "true" and database.startswith("file:")
+    return Path(database.removeprefix("file:") if uri else database).expanduser()
+
+
 def create_store_engine(url: str, *, create: bool = True) -> tuple[URL, Engine]:
     """Build an engine for `url`; for SQLite, check (or create) the file's folder first."""
     parsed = _parse_url(url)
     kwargs: dict[str, object] = {}
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        if in_memory:
+        path = sqlite_file(parsed)
+        if path is None:
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
-            # a URI filename (sqlite:///file:PATH?mode=ro&uri=true) names the file after 'file:'
-            uri = str(parsed.query.get("uri", "")).lower() == "true" and database.startswith("file:")
-            path = Path(database.removeprefix("file:") if uri else database).expanduser()
             if not path.exists():
                 if not create:
                     raise StoreError(

@@ -41,7 +41,7 @@ from store.browse import (
 )
 from store.queries import count_questions, list_questions
 from videozero.browse.media import FileGate, Thumbnails
-from videozero.browse.timeline import MODES, build_timeline, spans_of
+from videozero.browse.timeline import build_timeline, spans_of
 from videozero.browse.views import attempt_groups, comparison_rows, filter_from_params, labelled, round_view
 from videozero.errors import VideozeroError
 from videozero.reports.comparison import Report, report_plot
@@ -68,7 +68,6 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
     `cache_roots` (the runs' `<workdir>/cache` folders)."""
     app = FastAPI(title="videozero browser", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals["modes"] = MODES
     templates.env.filters["num"] = _num
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     gate = FileGate([], cache_roots)  # video files are allowed as their rows are read
