@@ -3,7 +3,7 @@
 `iterate(config)` claims the run's lease, mines and attaches the videos, prepares the learner (built,
 aligned and warmed up on first use), fixes the held-out questions, evaluates the base and warm-up
 checkpoints, then runs `round_flow` for every round not yet finished: question -> solver GRPO ->
-questioner GRPO -> held-out evaluation and diagnostics -> curriculum. Tasks take ids and the config
+preference pairs (and DPO when enabled) -> questioner GRPO -> held-out evaluation and diagnostics -> curriculum. Tasks take ids and the config
 (never models or sessions); the store records what is done, so a rerun of a killed run resumes.
 """
 
@@ -21,6 +21,7 @@ from videozero.stages.evaluate import eval_stage, evaluate_checkpoint
 from videozero.stages.heldout import heldout_stage
 from videozero.stages.learner import learner_stage
 from videozero.stages.mine import mine_stage
+from videozero.stages.preference import preference_stage
 from videozero.stages.preflight import check_run_inputs
 from videozero.stages.question import question_stage
 from videozero.stages.questioner import questioner_stage
@@ -103,6 +104,16 @@ def solver_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return solver_stage(config, run_id, round_index, progress)
 
 
+@task(name="preference", **RETRY_STORE, **TASK)
+def preference_task(config: RunConfig, run_id: int, round_index: int) -> dict:
+    bar = StageProgress(prefix=f"round {round_index} ")
+
+    def progress(step) -> None:
+        bar("solver DPO", step.step + 1, config.preference.steps, f"loss {step.loss:.3f}")
+
+    return preference_stage(config, run_id, round_index, progress)
+
+
 @task(name="questioner GRPO", **RETRY_STORE, **TASK)
 def questioner_task(config: RunConfig, run_id: int, round_index: int) -> dict:
     return questioner_stage(config, run_id, round_index)
@@ -120,13 +131,15 @@ def curriculum_task(config: RunConfig, run_id: int, round_index: int) -> dict:
 
 @flow(name="videozero-round", log_prints=True)
 def round_flow(config: RunConfig, run_id: int, round_index: int) -> dict:
-    """One round: question -> solver GRPO -> questioner GRPO -> evaluation -> curriculum."""
+    """One round: question -> solver GRPO -> preference pairs (and DPO) -> questioner GRPO -> evaluation
+    -> curriculum."""
     logger = get_run_logger()
     bar = StageProgress()
     stages = {}
     steps = (
         ("question", question_task),
         ("solver", solver_task),
+        ("preference", preference_task),
         ("questioner", questioner_task),
         ("eval", eval_task),
         ("curriculum", curriculum_task),

@@ -1,7 +1,7 @@
 """Checkpoint rows: the one writer of a model a run used or produced, and which checkpoint a round starts from.
 
 A checkpoint row names a directory (`path`), its `role` (solver or questioner), its `stage` (`base`,
-`warmup` or a round's `grpo`) and, for a round's output, the round. Rows are written get-or-create, so a
+`warmup`, a round's `grpo` or its `preference` DPO) and, for a round's output, the round. Rows are written get-or-create, so a
 resumed stage that records the same directory again gets the same id.
 """
 
@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 from store.engine import Store
 from store.errors import StoreError
 from store.tables import Checkpoint, Metric, Round
+
+ROUND_OUTPUTS = ("grpo", "preference")
+"""Stages of a solver checkpoint a round produces: its GRPO, then (when enabled) its preference DPO."""
 
 VALIDATION_SPLIT = "validation"
 """The metric split of the run's validation questions (training videos), on which checkpoints are chosen."""
@@ -88,11 +91,13 @@ def _solver_rows(store: Store, run_id: int) -> Sequence[Any]:
 
 
 def latest_solver(store: Store, run_id: int, round_index: int) -> tuple[int, str]:
-    """(checkpoint id, path) of the newest GRPO checkpoint of a round before `round_index`, else the
+    """(checkpoint id, path) of the newest checkpoint (GRPO or preference) of a round before `round_index`, else the
     warm-up, else the base: what round `round_index - 1` ended with."""
     rows = _solver_rows(store, run_id)
     grpo = [
-        r for r in rows if r.stage == "grpo" and r.round_index is not None and r.round_index < round_index
+        r
+        for r in rows
+        if r.stage in ROUND_OUTPUTS and r.round_index is not None and r.round_index < round_index
     ]
     if grpo:
         best = max(grpo, key=lambda r: (r.round_index, r.id))
@@ -133,7 +138,7 @@ def current_solver(store: Store, run_id: int, round_index: int) -> tuple[int, st
         if r.id in scores
         and (
             r.stage == "warmup"
-            or (r.stage == "grpo" and r.round_index is not None and r.round_index < round_index)
+            or (r.stage in ROUND_OUTPUTS and r.round_index is not None and r.round_index < round_index)
         )
     ]
     best = max(rows, key=lambda r: (scores[r.id], r.id), default=None)

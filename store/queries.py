@@ -97,7 +97,8 @@ def run_id(session: Session, name: str) -> int:
     return int(found.id)
 
 
-def _filtered(session: Session, stmt: Select[Any], flt: QuestionFilter) -> Select[Any]:
+def filtered(session: Session, stmt: Select[Any], flt: QuestionFilter) -> Select[Any]:
+    """`stmt` narrowed to the questions matching `flt` (checked first: a filter that can never match says so)."""
     flt.validate()
     if flt.run is not None:
         stmt = stmt.where(Question.run_id == run_id(session, flt.run))
@@ -135,7 +136,7 @@ def list_questions(
     session: Session, flt: QuestionFilter, limit: int | None = 50, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Questions matching `flt`, newest first, as plain dicts (the columns of QUESTION_COLUMNS)."""
-    stmt = _filtered(session, joined_question(select(*QUESTION_COLUMNS)), flt).order_by(Question.id.desc())
+    stmt = filtered(session, joined_question(select(*QUESTION_COLUMNS)), flt).order_by(Question.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
     if offset:
@@ -151,7 +152,7 @@ def count_questions(session: Session, flt: QuestionFilter) -> int:
         stmt = stmt.outerjoin(Round, Round.id == Question.round_id)
     if flt.video is not None:
         stmt = stmt.join(Video, Video.id == Question.video_id)
-    return session.scalar(_filtered(session, stmt, flt)) or 0
+    return session.scalar(filtered(session, stmt, flt)) or 0
 
 
 def question_detail(session: Session, question_id: int) -> dict[str, Any]:
@@ -222,7 +223,7 @@ def question_stats(session: Session, flt: QuestionFilter) -> list[QuestionStats]
     """Aggregate counts per (run, round, family) over questions matching `flt`."""
     key_cols = (Run.name, Round.round_index, Question.family)
     counts = session.execute(
-        _filtered(
+        filtered(
             session,
             joined_question(
                 select(
@@ -236,7 +237,7 @@ def question_stats(session: Session, flt: QuestionFilter) -> list[QuestionStats]
         ).group_by(*key_cols)
     ).all()
     reasons = session.execute(
-        _filtered(
+        filtered(
             session,
             joined_question(select(*key_cols, Question.reject_reason, func.count(Question.id))),
             flt,
@@ -245,7 +246,7 @@ def question_stats(session: Session, flt: QuestionFilter) -> list[QuestionStats]
         .group_by(*key_cols, Question.reject_reason)
     ).all()
     accuracy = session.execute(
-        _filtered(
+        filtered(
             session,
             joined_question(
                 select(

@@ -267,6 +267,16 @@ def ensure_round(store: Store, run_id: int, round_index: int) -> int:
         return row.id
 
 
+def round_indices(store: Store, run_id: int) -> list[int]:
+    """The indices of the run's rounds started so far, in order."""
+    from store.tables import Round
+
+    with store.session() as s:
+        return list(
+            s.scalars(select(Round.round_index).where(Round.run_id == run_id).order_by(Round.round_index))
+        )
+
+
 def stage_status(session: Session, round_id: int, stage: str) -> str:
     """'pending', 'running', 'done', 'failed' or 'skipped' for one stage of a round.
 

@@ -42,6 +42,7 @@ QUESTION_STATUSES = ("candidate", "accepted", "rejected")
 SPLITS = ("train", "heldout", "validation")
 ATTEMPT_MODES = ("full", "blind", "masked", "key_only", "random_span")  # the probe modes
 CHECKPOINT_ROLES = ("solver", "questioner")
+PREFERENCE_FACTORS = ("grounding", "answer", "both")  # what a preference pair's rejected response perturbs
 
 
 def utcnow() -> datetime:
@@ -259,4 +260,30 @@ class TaskRun(Base):
     node: Mapped[str] = mapped_column(String(64))
     pid: Mapped[int] = mapped_column(Integer)
     seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Preference(Base):
+    """A factorized preference pair of a question (D2VLM): the training label's evidence and answer as
+    the chosen response, a rejected one that perturbs the `factor` (grounding, answer or both), and where
+    the rejected one came from (`source`: a solver rollout, or shift, shrink, stretch, event, distractor)."""
+
+    __tablename__ = "preferences"
+    __table_args__ = (
+        Index("ix_preferences_run_round_factor", "run_id", "round_id", "factor"),
+        UniqueConstraint("question_id", "rejected"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+    factor: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    # the rollout a rejected response was taken from, if it was
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id", ondelete="SET NULL"))
+    chosen: Mapped[str] = mapped_column(Text)
+    rejected: Mapped[str] = mapped_column(Text)
+    rejected_answer: Mapped[str] = mapped_column(Text)
+    rejected_evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

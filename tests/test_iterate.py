@@ -166,7 +166,7 @@ def test_smoke_iterate_killed_with_sigkill_resumes_and_reports(tmp_path, crash_p
         assert [r.round_index for r in rounds] == [0, 1]
         for r in rounds:
             statuses = {k: v["status"] for k, v in r.stages.items() if isinstance(v, dict)}
-            for stage in ("question", "solver", "questioner", "eval", "curriculum"):
+            for stage in ("question", "solver", "preference", "questioner", "eval", "curriculum"):
                 assert statuses.get(stage) in ("done", "skipped"), (r.round_index, statuses)
             assert statuses["curriculum"] == "done"
             assert r.curriculum["families"] and all("reason" in f for f in r.curriculum["families"].values())
@@ -175,7 +175,9 @@ def test_smoke_iterate_killed_with_sigkill_resumes_and_reports(tmp_path, crash_p
     assert heldout > 0 and roles == {"solver", "questioner"}
     with store.session() as s:
         stages = {c.stage for c in s.scalars(select(Checkpoint).where(Checkpoint.role == "solver"))}
-    assert stages == {"base", "warmup", "grpo"}  # the solver trained in both rounds
+    # the solver trained in both rounds, by GRPO then by DPO on the round's preference pairs
+    assert stages == {"base", "warmup", "grpo", "preference"}
+    _pairs_differ_in_their_factor(store)
     assert (tmp_path / "runs" / "smoke" / "metrics.png").stat().st_size > 1000
     # `videozero eval` re-scores a round; the run's other checkpoints keep their stored figures beside it
     plot = tmp_path / "eval.png"
@@ -206,7 +208,8 @@ def test_smoke_iterate_killed_with_sigkill_resumes_and_reports(tmp_path, crash_p
         validation = s.scalar(select(func.count(Question.id)).where(Question.split == "validation"))
         scored = set(s.scalars(select(Metric.checkpoint_id).where(Metric.split == "validation")))
         stages = dict(s.execute(select(Checkpoint.id, Checkpoint.stage)).all())
-    assert validation > 0 and {stages[c] for c in scored} == {"warmup", "grpo"}  # never the base
+    # never the base; a round is scored with its last checkpoint (here its DPO)
+    assert validation > 0 and {stages[c] for c in scored} == {"warmup", "preference"}
     assert "validation accuracy" in out and "model writes" in out
     assert "questioner warm-up: of" in out and "about the requested evidence" in out
     with store.session() as s:  # the questioner's warm-up, which round 0's writer starts from
@@ -355,3 +358,24 @@ def test_sigterm_stops_iterate_and_releases_the_lease(tmp_path):
     store.dispose()
     done = videozero(*args, env=_env(tmp_path), timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _pairs_differ_in_their_factor(store) -> None:
+    """Every preference pair the run stored: the chosen response is its question's training label, and
+    the rejected one differs from it in exactly the factor its type names."""
+    from store.preferences import round_pair_inputs
+    from store.tables import Preference
+    from videozero.answer_format import render_answer
+    from videozero.solver.preference_pairs import differs_in, pair_label, rendered
+
+    with store.session() as s:
+        pairs = s.scalars(select(Preference)).all()
+        rows = {}
+        for round_id in {p.round_id for p in pairs}:
+            run_id = next(p.run_id for p in pairs if p.round_id == round_id)
+            rows |= {r["id"]: r for r in round_pair_inputs(s, run_id, round_id)}
+    assert pairs and {p.factor for p in pairs} <= {"grounding", "answer", "both"}
+    for p in pairs:
+        label = pair_label(rows[p.question_id])
+        assert p.chosen == render_answer(rendered(label.spans), label.answer)
+        assert differs_in(p, label) == p.factor, (p.factor, p.chosen, p.rejected)

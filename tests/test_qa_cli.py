@@ -77,7 +77,7 @@ def test_db_upgrade_creates_and_reports(tmp_path) -> None:
     up = videozero("db", "upgrade", "--db", url)
     assert up.returncode == 0, up.stderr
     cur = videozero("db", "current", "--db", url)
-    assert "revision: 0005" in cur.stdout
+    assert "revision: 0006" in cur.stdout
 
 
 @pytest.mark.parametrize(

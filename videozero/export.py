@@ -20,6 +20,20 @@ Shapes (documented with examples in docs/store.md):
   for TRL's SFTTrainer, whose extra columns (`solution`, `evidence`, `answer_kind`) GRPOTrainer passes to
   reward functions (`solver.external_rewards.trl_reward`).
 
+Preference shapes (rows of `store.preferences.list_preferences`: a pair with its question):
+- `trl-dpo`: TRL's DPOTrainer conversational preference rows (checked against TRL 1.9's `DPOTrainer` and
+  `DataCollatorForVisionPreference`): `prompt` (a user turn whose content is the video as timestamped
+  frames, `{"type": "text", "text": "3.0s"}, {"type": "image"}`, then the query images, then the
+  question), `chosen` / `rejected` (one assistant turn each), `images` (the PNG files of the prompt's
+  image blocks, in order: TRL's DPO takes a video only as frames); plus `video`, `factor`, `source`,
+  `question_id`.
+- `openrlhf-dpo`: OpenRLHF's `train_dpo` rows (0.11: `--data.prompt_key prompt --data.chosen_key chosen
+  --data.rejected_key rejected --data.apply_chat_template`): `prompt` (a user turn, text), `chosen` /
+  `rejected` (an assistant turn each); OpenRLHF's DPO is text-only, so the video and query images travel
+  in `video` and `images` for a multimodal trainer; plus `factor`, `source`, `question_id`.
+verl (0.9) has no offline preference trainer to target: its DPO/SPIN recipes build pairs from their own
+rollouts.
+
 Question text is untrusted (a model may write it): the placeholders `<image>`, `<video>` and `<audio>`
 inside it are written as `[image]`, `[video]`, `[audio]`, so the placeholders a trainer counts are ours.
 """
@@ -48,6 +62,7 @@ from videozero.video.decode import MINING_SAMPLING, VideoClip
 from videozero.video.query_images import query_frames
 
 SHAPES = ("openrlhf", "verl", "easyr1", "trl")
+PREFERENCE_SHAPES = ("trl-dpo", "openrlhf-dpo")
 _PLACEHOLDER = re.compile(r"<(image|video|audio)>", re.IGNORECASE)
 
 
@@ -84,7 +99,7 @@ class QueryMedia:
             return []
         video = str(row["video"])
         clip = self._clip(video)
-        return [(label, self._frame_file(video, clip, i)) for label, i in query_frames(clip.timestamps, spec)]
+        return [(label, self.frame_file(video, clip, i)) for label, i in query_frames(clip.timestamps, spec)]
 
     def _clip(self, video: str) -> VideoClip:
         if video not in self._clips:
@@ -98,11 +113,13 @@ class QueryMedia:
             self._clips = {video: clip} | (self._clips if len(self._clips) < 4 else {})
         return self._clips[video]
 
-    def _frame_file(self, video: str, clip: VideoClip, index: int) -> str:
+    def frame_file(self, video: str, clip: VideoClip, index: int, sampling: str = "") -> str:
+        """The PNG file of frame `index` of `clip` (written on first use), in a sub-folder per sampling."""
         tag = hashlib.sha1(video.encode()).hexdigest()[:10]
         path = (
             self.folder
             / f"{Path(video).stem[:40]}-{tag}"
+            / (sampling or ".")
             / f"frame_{index:04d}_{clip.timestamps[index]:08.3f}s.png"
         )
         if not path.exists():
@@ -117,6 +134,35 @@ class QueryMedia:
             finally:
                 Path(tmp).unlink(missing_ok=True)
         return str(path.resolve())
+
+
+class VideoFrames:
+    """A video's frames at a trainer's sampling, each written once as a PNG file under `folder` (for
+    trainers that take a video only as images): (timestamp, absolute path) per frame."""
+
+    def __init__(self, folder: Path, sampling: VideoSampling, cache: VideoCache | None = None) -> None:
+        from videozero.video.decode import SamplingConfig
+
+        self.media = QueryMedia(folder, cache)
+        self.sampling = SamplingConfig(fps=sampling.fps, max_frames=sampling.max_frames)
+        self._last: tuple[str, list[tuple[float, str]]] | None = None
+
+    def __call__(self, video: str) -> list[tuple[float, str]]:
+        if self._last is not None and self._last[0] == video:
+            return self._last[1]
+        try:
+            clip = load_clip(video, self.sampling, self.media.cache)
+        except (OSError, VideozeroError) as exc:
+            raise VideozeroError(
+                f"cannot read {video} to cut its frames ({exc}): restore the file or export without its "
+                "questions (--video)."
+            ) from None
+        tag = f"frames-{self.sampling.fps:g}fps-{self.sampling.max_frames}"
+        frames = [
+            (float(t), self.media.frame_file(video, clip, i, tag)) for i, t in enumerate(clip.timestamps)
+        ]
+        self._last = (video, frames)
+        return frames
 
 
 def media_folder(path: Path) -> Path:
@@ -213,10 +259,13 @@ def write_export(
     sampling: VideoSampling = VideoSampling(),
     cache: VideoCache | None = None,
 ) -> int:
-    """Write rows in `shape` to `path` (.jsonl or .parquet) atomically, their query images under
-    `media_folder(path)`; return how many rows were written."""
-    if shape not in SHAPES:
-        raise VideozeroError(f"Unknown export shape '{shape}': use one of {', '.join(SHAPES)}.")
+    """Write rows in `shape` to `path` (.jsonl or .parquet) atomically, their query images (and for
+    `trl-dpo` the videos' frames) under `media_folder(path)`; return how many rows were written. Rows are
+    questions for SHAPES, preference pairs for PREFERENCE_SHAPES."""
+    if shape not in SHAPES + PREFERENCE_SHAPES:
+        raise VideozeroError(
+            f"Unknown export shape '{shape}': use one of {', '.join(SHAPES + PREFERENCE_SHAPES)}."
+        )
     if label_mode not in LABEL_MODES:
         raise VideozeroError(f"Unknown label mode '{label_mode}': use one of {', '.join(LABEL_MODES)}.")
     suffix = path.suffix.lower()
@@ -227,7 +276,14 @@ def write_export(
     if path.is_dir():
         raise VideozeroError(f"{path} is a directory: give a file name ending in .jsonl or .parquet.")
     media = QueryMedia(media_folder(path), cache)
-    records = [to_shape(r, shape, label_mode, media(r), sampling) for r in rows]
+    if shape in PREFERENCE_SHAPES:
+        frames = VideoFrames(media_folder(path), sampling, cache)
+        records = [
+            to_preference_shape(r, shape, media(r), frames(str(r["video"])) if shape == "trl-dpo" else ())
+            for r in rows
+        ]
+    else:
+        records = [to_shape(r, shape, label_mode, media(r), sampling) for r in rows]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -265,3 +321,42 @@ def _write_parquet(records: Sequence[dict[str, Any]], path: Path) -> None:
         return
     # Free-form values (a list of lists, option lists that may be null) travel as columns pyarrow infers.
     pq.write_table(pa.Table.from_pylist(list(records)), path)
+
+
+def to_preference_shape(
+    row: dict[str, Any],
+    shape: str,
+    images: Sequence[tuple[str, str]] = (),
+    frames: Sequence[tuple[float, str]] = (),
+) -> dict[str, Any]:
+    """One preference pair (a `list_preferences` row) in a preference trainer's shape, with its query
+    images and, for TRL, the video's frames (`VideoFrames`: timestamp and file)."""
+    prompt = plain(question_prompt(row["text"], row.get("options"), row.get("spec")))
+    extra = {
+        "question_id": row["id"],
+        "factor": row["factor"],
+        "source": row["source"],
+    }
+    if shape == "trl-dpo":
+        content: list[dict[str, Any]] = []
+        for t, _ in frames:
+            content += [{"type": "text", "text": f"{t:.1f}s"}, {"type": "image"}]
+        for name, _ in images:
+            content += [{"type": "text", "text": f"{name}:"}, {"type": "image"}]
+        content.append({"type": "text", "text": prompt})
+        return {
+            "prompt": [{"role": "user", "content": content}],
+            "chosen": [{"role": "assistant", "content": [{"type": "text", "text": row["chosen"]}]}],
+            "rejected": [{"role": "assistant", "content": [{"type": "text", "text": row["rejected"]}]}],
+            "images": [path for _, path in frames] + [path for _, path in images],
+            "video": row["video"],
+        } | extra
+    if shape == "openrlhf-dpo":
+        return {
+            "prompt": [{"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}],
+            "video": row["video"],
+            "images": [path for _, path in images],
+        } | extra
+    raise VideozeroError(f"Unknown preference shape '{shape}': use one of {', '.join(PREFERENCE_SHAPES)}.")

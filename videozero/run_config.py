@@ -21,6 +21,7 @@ from videozero.questioner.round_config import QuestionerConfig
 from videozero.questioner.training_config import QuestionerGRPOConfig
 from videozero.questioner.verify_config import VerifyConfig
 from videozero.solver.grpo_config import GRPOConfig
+from videozero.solver.preference_config import PreferenceConfig
 from videozero.solver.warmup_config import WarmupConfig
 from videozero.zoom_config import ZoomEvalSettings
 
@@ -132,6 +133,10 @@ class RunConfig(BaseModel):
     questioner: QuestionerConfig = Field(default_factory=QuestionerConfig)
     solver: GRPOConfig = Field(default_factory=GRPOConfig)
     questioner_training: QuestionerGRPOConfig = Field(default_factory=QuestionerGRPOConfig)
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig,
+        description="the round's factorized preference pairs and the optional DPO stage after GRPO",
+    )
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ablation: AblationConfig = Field(default_factory=AblationConfig)
@@ -262,6 +267,8 @@ def preset_values(name: str) -> dict[str, Any]:
                 "max_new_tokens": 16,
                 "warmup": {"steps": 1, "batch_size": 2, "per_video": 4},
             },
+            # the preference stage runs in the smoke preset (plumbing: one DPO step on two pairs)
+            "preference": {"enabled": True, "steps": 1, "pairs_per_step": 2, "micro_batch_pairs": 2},
             "curriculum": {"min_questions": 1},
             "eval": {"limit": 6, "diagnostics_limit": 4},
         }

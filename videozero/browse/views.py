@@ -131,7 +131,9 @@ def round_view(
         dict(sorted(by_family.items())),
         decisions,
     )
-    column = next((c for c in report.columns if c.stage == "grpo" and c.round_index == index), None)
+    # the round's last checkpoint: its GRPO, or the preference DPO after it
+    ends = [c for c in report.columns if c.stage in ("grpo", "preference") and c.round_index == index]
+    column = ends[-1] if ends else None
     if column is not None:
         view.checkpoint = column.label
         view.heldout = {

@@ -42,7 +42,7 @@ def select_columns(columns: list, model: str, run: str) -> list:
             raise VideozeroError(
                 f"--model {model!r} is not a round reference: write round:N with N a round index, e.g. round:0."
             )
-        chosen = [c for c in columns if c.stage == "grpo" and c.round_index == int(index)]
+        chosen = [c for c in columns if c.stage in ("grpo", "preference") and c.round_index == int(index)]
     if not chosen:
         raise VideozeroError(f"run {run!r} has no solver checkpoint for {model!r} (its checkpoints: {have}).")
     return [c for c in chosen if isinstance(c, Column)]

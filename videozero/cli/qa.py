@@ -15,6 +15,7 @@ from rich.text import Text
 
 from store.queries import QuestionFilter, count_questions, list_questions, question_detail, question_stats
 from videozero.cli.common import DbOption, console, open_existing
+from videozero.errors import VideozeroError
 
 app = typer.Typer(help="Query and export the generated questions.", no_args_is_help=True)
 
@@ -211,10 +212,14 @@ def show(
     db: DbOption = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
 ) -> None:
-    """Show one question: text, options, answer, evidence, reward parts, verdict and its attempts."""
+    """Show one question: text, options, answer, evidence, reward parts, verdict, its attempts and its
+    preference pairs."""
+    from store.preferences import question_preferences
+
     store = open_existing(db)
     with store.session() as session:
         q = question_detail(session, question_id)
+        q["preferences"] = question_preferences(session, question_id)
     store.dispose()
     if fmt is not OutputFormat.table:
         json.dump(q, sys.stdout, indent=2, default=str)
@@ -285,6 +290,15 @@ def show(
                 console.print(Text("  " + line), highlight=False)
     else:
         console.print(Text("no attempts recorded", style="dim"))
+    if q["preferences"]:
+        table = Table(title="preference pairs (chosen: the training label)", title_justify="left")
+        for col in ("factor", "source", "rejected"):
+            table.add_column(col, overflow="fold")
+        for p in q["preferences"]:
+            source = p["source"] + (f" (attempt {p['attempt_id']})" if p["attempt_id"] else "")
+            table.add_row(p["factor"], source, Text(p["rejected"]))
+        console.print(Text.assemble(("chosen: ", "bold"), q["preferences"][0]["chosen"]), highlight=False)
+        console.print(table)
 
 
 @app.command()
@@ -354,6 +368,14 @@ class Shape(StrEnum):
     verl = "verl"
     easyr1 = "easyr1"
     trl = "trl"
+    trl_dpo = "trl-dpo"
+    openrlhf_dpo = "openrlhf-dpo"
+
+
+class Factor(StrEnum):
+    grounding = "grounding"
+    answer = "answer"
+    both = "both"
 
 
 class LabelMode(StrEnum):
@@ -366,8 +388,17 @@ class LabelMode(StrEnum):
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .jsonl or .parquet.")],
     shape: Annotated[
-        Shape, typer.Option("--shape", help="Row shape: openrlhf, verl, easyr1 or trl.")
+        Shape,
+        typer.Option(
+            "--shape",
+            help="Row shape: openrlhf, verl, easyr1 or trl (questions); trl-dpo or openrlhf-dpo (the "
+            "questions' preference pairs).",
+        ),
     ] = Shape.openrlhf,
+    factor: Annotated[
+        list[Factor] | None,
+        typer.Option("--factor", help="preference shapes: only pairs of this factor (repeatable)."),
+    ] = None,
     label_mode: Annotated[
         LabelMode,
         typer.Option(
@@ -392,15 +423,71 @@ def export(
     video: VideoOpt = None,
     search: TextOpt = None,
 ) -> None:
-    """Export questions (accepted training questions by default) as JSONL or Parquet for other trainers."""
-    from videozero.export import VideoSampling, media_folder, write_export
+    """Export questions (accepted training questions by default), or their preference pairs, as JSONL or
+    Parquet for other trainers."""
+    from store.preferences import list_preferences
+    from videozero.export import PREFERENCE_SHAPES, VideoSampling, media_folder, write_export
 
+    pairs = shape.value in PREFERENCE_SHAPES
+    if factor and not pairs:
+        raise VideozeroError(
+            "--factor selects preference pairs: use it with --shape trl-dpo or openrlhf-dpo."
+        )
     flt = _filter(run, round_, family, status, split, level_min, level_max, video, search)
     store = open_existing(db)
     with store.session() as session:
-        rows = list_questions(session, flt, limit=None)
+        if pairs:
+            rows = list_preferences(session, flt, [f.value for f in factor or ()])
+        else:
+            rows = list(reversed(list_questions(session, flt, limit=None)))
     store.dispose()
-    n = write_export(reversed(rows), out, shape.value, label_mode.value, VideoSampling(fps, max_frames))
+    n = write_export(rows, out, shape.value, label_mode.value, VideoSampling(fps, max_frames))
     media = media_folder(out)
-    shown = f"; their query images in {media}" if media.exists() else ""
-    console.print(f"wrote {n} questions in the {shape.value} shape to {out}{shown}")
+    shown = f"; their images in {media}" if media.exists() else ""
+    what = "preference pairs" if pairs else "questions"
+    console.print(f"wrote {n} {what} in the {shape.value} shape to {out}{shown}")
+    if pairs and n == 0:
+        console.print(
+            "no preference pair matched: pairs are built by each round's preference stage "
+            "(`videozero qa pairs --run NAME` builds them for a run made before it existed)."
+        )
+
+
+@app.command()
+def pairs(
+    run: Annotated[str, typer.Option("--run", help="The run whose rounds get their pairs.")],
+    db: DbOption = None,
+    per_question: Annotated[
+        int | None,
+        typer.Option("--per-question", min=0, max=16, help="pairs per question (default: the run's setting)"),
+    ] = None,
+) -> None:
+    """Build (again) the factorized preference pairs of every round of a run from what the store holds: a
+    run made before the preference stage existed gets its pairs; each round's are replaced, never doubled."""
+    from store.runs import round_indices
+    from videozero.stages.preference import build_round_pairs
+    from videozero.stages.run import run_config_of, run_id_of
+
+    store = open_existing(db)
+    rid = run_id_of(store, run)
+    config = run_config_of(store, rid)
+    if config is None:
+        raise VideozeroError(f"run {run!r} stored a configuration this videozero cannot read: rerun it.")
+    if per_question is not None:
+        config = config.model_copy(
+            update={"preference": config.preference.model_copy(update={"pairs_per_question": per_question})}
+        )
+    table = Table(title=f"preference pairs of run {run}", title_justify="left")
+    for col in ("round", "pairs", "grounding", "answer", "both", "from rollouts"):
+        table.add_column(col, justify="right")
+    for index in round_indices(store, rid):
+        built = build_round_pairs(store, config, rid, index)
+        counts = {f: sum(p.factor == f for p in built) for f in ("grounding", "answer", "both")}
+        table.add_row(
+            str(index),
+            str(len(built)),
+            *(str(counts[f]) for f in ("grounding", "answer", "both")),
+            str(sum(p.source == "rollout" for p in built)),
+        )
+    store.dispose()
+    console.print(table)

@@ -15,7 +15,7 @@ from videozero.errors import VideozeroError
 from videozero.evaluation.baselines import PairedChange
 from videozero.evaluation.heldout import HeldoutComparison
 
-STAGE_ORDER = {"base": 0, "warmup": 1, "grpo": 2}
+STAGE_ORDER = {"base": 0, "warmup": 1, "grpo": 2, "preference": 2}  # a round: GRPO, then its DPO
 SPLIT_ORDER = {"heldout": 0, "validation": 1, "diagnostics": 2, "train": 3}
 # Figures drawn in the plot (the table shows every figure).
 PLOTTED = (
@@ -50,10 +50,12 @@ class Column:
 
 
 def checkpoint_label(stage: str, round_index: int | None, checkpoint_id: int, path: str | None = None) -> str:
-    """ "base", "warmup", "round N", a model scored beside the run by its directory's name, else the stage
+    """ "base", "warmup", "round N", "round N DPO" (its preference stage), a model scored beside the run by its directory's name, else the stage
     and id."""
     if stage == "grpo" and round_index is not None:
         return f"round {round_index}"
+    if stage == "preference" and round_index is not None:
+        return f"round {round_index} DPO"
     if stage in ("base", "warmup"):
         return stage
     if stage == "external" and path:

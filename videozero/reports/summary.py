@@ -36,6 +36,7 @@ class RoundSummary:
     started_from: str = ""
     start_note: str = ""
     resources: dict[str, float] = field(default_factory=dict)  # what the process held after the round
+    preference: dict[str, Any] = field(default_factory=dict)  # the preference stage's record (pairs, DPO)
 
 
 def write_figures(rows) -> dict[str, float]:
@@ -67,9 +68,28 @@ def _writes_line(summary: RoundSummary) -> str:
     return line
 
 
+def preference_line(summary: RoundSummary) -> str:
+    """The round's preference pairs per factor (how many from rollouts) and, when trained, the DPO."""
+    p = summary.preference
+    pairs = p.get("pairs")
+    if not isinstance(pairs, dict):
+        return "preference pairs: -"
+    line = (
+        f"preference pairs {sum(pairs.values())}: "
+        + ", ".join(f"{k} {v}" for k, v in pairs.items())
+        + f" ({p.get('from_rollouts', 0)} from rollouts)"
+    )
+    if p.get("steps"):
+        line += (
+            f"; DPO on {p.get('trained_pairs')} pairs, {p['steps']} steps, loss {_f(p.get('loss_first'), 3)}"
+            f" -> {_f(p.get('loss_last'), 3)}"
+        )
+    return line
+
+
 def checkpoint_name(path: str, stage: str) -> str:
-    """round-0/solver for a round's checkpoint, else its stage (warmup, base)."""
-    return "/".join(Path(path).parts[-2:]) if stage == "grpo" else stage
+    """round-0/solver (or round-0/preference) for a round's checkpoint, else its stage (warmup, base)."""
+    return "/".join(Path(path).parts[-2:]) if stage in ("grpo", "preference") else stage
 
 
 def _validation_line(summary: RoundSummary) -> str:
@@ -176,7 +196,7 @@ def round_table(summary: RoundSummary) -> Table:
     table.caption = (
         "constant: the held-out set's best constant answer (span) per family; Δ: paired change against the "
         "warm-up ± SE\n"
-        f"{_validation_line(summary)}\n{_writes_line(summary)}\n"
+        f"{_validation_line(summary)}\n{_writes_line(summary)}\n{preference_line(summary)}\n"
         f"video dependency {_f(d.get('video_dependency'))}, key necessity {_f(d.get('key_necessity'))}, "
         f"key specificity {_f(d.get('key_specificity'))}; format rate {_f(summary.heldout.get('format_rate'))}\n"
         + _resources_line(summary)
@@ -232,6 +252,8 @@ def round_markdown(summary: RoundSummary) -> str:
         "V" + _validation_line(summary)[1:] + ".",
         "",
         "M" + _writes_line(summary)[1:] + ".",
+        "",
+        "P" + preference_line(summary)[1:] + ".",
         "",
         f"Diagnostics on the round's accepted questions: video dependency {_f(d.get('video_dependency'))}, "
         f"key necessity {_f(d.get('key_necessity'))}, key specificity {_f(d.get('key_specificity'))}.",

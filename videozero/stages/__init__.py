@@ -5,7 +5,8 @@ Run-level stages (once per run): `mine` (mine and attach the videos, split by vi
 nano or tiny-qwen on first use, warm it up, record base and warm-up checkpoints), `heldout` (the run's
 fixed held-out questions), `evaluate.evaluate_checkpoint` (base and warm-up on the held-out questions).
 Round stages, in order (`ROUND_STAGES`): `question` (propose + verify with the current solver), `solver`
-(GRPO on the accepted questions), `questioner` (GRPO of the model writer on r_Q), `evaluate` (held-out
+(GRPO on the accepted questions), `preference` (the round's factorized preference pairs; DPO on them when
+enabled), `questioner` (GRPO of the model writer on r_Q), `evaluate` (held-out
 evaluation and the paper's diagnostics), `curriculum` (levels and mix of the next round).
 
 Every stage takes the run's config and ids, reads its inputs from the store and records its status and
@@ -15,4 +16,4 @@ that opens store sessions: the questioner, solver, evaluation and reports packag
 objects; `report` reads back what a run shows.
 """
 
-ROUND_STAGES = ("question", "solver", "questioner", "eval", "curriculum")
+ROUND_STAGES = ("question", "solver", "preference", "questioner", "eval", "curriculum")

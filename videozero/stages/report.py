@@ -82,6 +82,8 @@ def round_summary(store: Store, run_id: int, round_index: int) -> RoundSummary:
             if name == "resources" and isinstance(value, dict):
                 out.resources = {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
             elif isinstance(value, dict):
+                if name == "preference":
+                    out.preference = dict(value)
                 out.seconds[name] = float(value.get("seconds", 0.0) or 0.0)
                 out.stage_status[name] = str(value.get("status", ""))
         cur = rnd.curriculum or {}
