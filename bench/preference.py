@@ -2,7 +2,8 @@
 factorized DPO on the run's preference pairs, at equal wall time, per factor.
 
 Run: python bench/preference.py --db sqlite:///videozero_work/store.db [--run default] [--start round:1]
-     [--seconds 90] [--arms grpo,grounding,answer,both,all] [--beta 0.1] [--workdir DIR]
+     [--seconds 90] [--arms grpo,grounding,answer,both,all] [--beta B] [--lr LR] [--reference model|none]
+     [--workdir DIR]
      [--limit N] [--out FILE]
 
 Works on a copy of the store (the user's store is never written): the run's preference pairs are built
@@ -12,7 +13,7 @@ questions: `grpo` continues the solver's GRPO (the run's own settings), `groundi
 run DPO on that factor's pairs only, `all` on every pair. Each result is scored greedily on the run's
 held-out questions and on its validation questions (training videos: recipes are chosen there, never on
 the held-out set); accuracy ± binomial SE and mIoU ± SE beside the held-out set's best constant answer and
-span, and each arm's paired change against the starting checkpoint ± SE. Wall time includes DPO's
+span, and each arm's paired change against the starting checkpoint ± SE, on both sets. Wall time includes DPO's
 reference pass. Prints figures; never asserts them. Run it alone: two cores are easily disturbed.
 """
 
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90.0, help="wall time of every arm's training")
     parser.add_argument("--arms", default="grpo,grounding,answer,both,all")
     parser.add_argument("--beta", type=float, default=None, help="DPO beta (default: the run's)")
+    parser.add_argument("--lr", type=float, default=None, help="DPO learning rate (default: the run's)")
+    parser.add_argument("--reference", choices=("model", "none"), default=None, help="default: the run's")
     parser.add_argument("--workdir", default=None, help="the run's workdir (default: the store's folder)")
     parser.add_argument("--limit", type=int, default=None, help="score only this many questions (a trial)")
     parser.add_argument("--out", default=None, help="also write the report here")
@@ -108,7 +111,8 @@ def main() -> None:
     config = config.model_copy(update={"workdir": str(Path(args.workdir or source.parent).resolve())})
     start_round = int(args.start.removeprefix("round:")) if args.start else max(r for _, _, r in ckpts)
     start = max((c for c in ckpts if c.round_index == start_round), key=lambda c: c.id)
-    pc = config.preference if args.beta is None else config.preference.model_copy(update={"beta": args.beta})
+    given = {"beta": args.beta, "lr": args.lr, "reference": args.reference}
+    pc = config.preference.model_copy(update={k: v for k, v in given.items() if v is not None})
     cache = config.workdir_path / "cache"
 
     # the pairs and questions of every round up to the start's
@@ -170,7 +174,7 @@ def main() -> None:
     lines = [
         f"bench/preference.py: run {run.name!r}, start round {start_round} (checkpoint {start.id}), "
         f"{len(questions)} accepted training questions of rounds {used}; pairs {counts}; "
-        f"beta {pc.beta}, answer weight {pc.answer_weight}, grounding weight {pc.grounding_weight}, "
+        f"beta {pc.beta}, lr {pc.lr:g}, answer weight {pc.answer_weight}, grounding weight {pc.grounding_weight}, "
         f"reference {pc.reference}; {args.seconds:.0f} s of training per arm; load {load_average()}",
         f"held-out: {len(heldout)} questions, best constant answer {consts.get('constant_accuracy', math.nan):.3f}, "
         f"best constant span mIoU {consts.get('constant_mIoU', math.nan):.3f}; validation: {len(validation)}",
@@ -195,25 +199,30 @@ def main() -> None:
         sd = math.sqrt(sum((x - m) ** 2 for x in ious) / (len(ious) - 1)) if len(ious) > 1 else 0.0
         return p, math.sqrt(p * (1 - p) / n) if n else math.nan, m, sd / math.sqrt(max(1, len(ious))), n
 
-    table = [
-        "",
-        f"{'arm':<10} {'steps':>5} {'seconds':>7}  {'held-out acc':>15} {'Δ acc vs start':>16}  "
-        f"{'held-out mIoU':>15} {'Δ IoU vs start':>16}  {'validation acc':>15}",
-    ]
+    table = []
     base = results["start"][1]
-    for arm, (_, scores, steps, seconds) in results.items():
-        h, v = scores["heldout"], scores["validation"]
-        acc, acc_se, miou, iou_se, _ = figures(h)
-        vacc, vse, _, _, _ = figures(v)
-        d_acc = paired_change([(h[q][0], base["heldout"][q][0]) for q in h if q in base["heldout"]])
-        d_iou = paired_change(
-            [(h[q][1], base["heldout"][q][1]) for q in h if q in base["heldout"] and h[q][1] is not None]
-        )
-        table.append(
-            f"{arm:<10} {steps:>5} {seconds:>7.0f}  {acc:>7.3f} ± {acc_se:.3f} "
-            f"{str(d_acc) if arm != 'start' else '-':>16}  {miou:>7.3f} ± {iou_se:.3f} "
-            f"{str(d_iou) if arm != 'start' else '-':>16}  {vacc:>7.3f} ± {vse:.3f}"
-        )
+    for split, title in (
+        ("heldout", "held-out"),
+        ("validation", "validation (training videos: choose here)"),
+    ):
+        table += [
+            "",
+            title,
+            f"{'arm':<10} {'steps':>5} {'seconds':>7}  {'accuracy':>15} {'Δ acc vs start':>16}  "
+            f"{'mIoU':>15} {'Δ IoU vs start':>16}",
+        ]
+        for arm, (_, scores, steps, seconds) in results.items():
+            found, ref = scores[split], base[split]
+            acc, acc_se, miou, iou_se, _ = figures(found)
+            d_acc = paired_change([(found[q][0], ref[q][0]) for q in found if q in ref])
+            d_iou = paired_change(
+                [(found[q][1], ref[q][1]) for q in found if q in ref and found[q][1] is not None]
+            )
+            table.append(
+                f"{arm:<10} {steps:>5} {seconds:>7.0f}  {acc:>7.3f} ± {acc_se:.3f} "
+                f"{str(d_acc) if arm != 'start' else '-':>16}  {miou:>7.3f} ± {iou_se:.3f} "
+                f"{str(d_iou) if arm != 'start' else '-':>16}"
+            )
     table.append(f"(load average at the end: {load_average()})")
     print("\n".join(table), flush=True)
     if args.out:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store import Attempt, Checkpoint, Metric, Question, Round, Run, RunVideo, Store, Video
+from store.tables import Preference
 from store.videos import video_segments
 from videozero.stages.mine import mine_videos
 from videozero.video.decode import MINING_SAMPLING
@@ -25,6 +26,8 @@ ROLLOUTS = {
     "key_only": [(0, (2.0, 4.2), "A", True)],
     "random_span": [(0, (6.5, 7.5), "B", False)],
 }
+CHOSEN = "<think></think><evidence>[2.0, 4.0]</evidence><answer>A</answer>"
+REJECTED = "<think></think><evidence>[6.0, 8.0]</evidence><answer>A</answer>"  # a stored grounding pair
 RAW_OUTPUT = "<think>the <b>red</b> square</think><evidence>[2.1, 3.9]</evidence><answer>A</answer>"
 HOSTILE_TEXT = "When does <script>alert('x')</script> '; DROP TABLE questions; -- happen?"
 FAMILY_ACCURACY = {
@@ -130,6 +133,12 @@ def build(store: Store, url: str, workdir: Path) -> BrowseStore:
                 s.add(a)
                 s.flush()
                 first = first or a.id
+        s.add(
+            Preference(
+                run_id=run.id, round_id=rnd.id, question_id=known.id, factor="grounding", source="shift",
+                chosen=CHOSEN, rejected=REJECTED, rejected_answer="A", rejected_evidence=[[6.0, 8.0]],
+            )
+        )  # fmt: skip
         for label in ("warmup", "round 0"):
             for q in heldout:
                 right = FAMILY_ACCURACY[label][q.family] * 4 > int(q.text.rsplit(" ", 1)[1])

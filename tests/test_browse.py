@@ -19,10 +19,12 @@ from sqlalchemy import insert
 from store import Run, StoreError, open_store
 from store.engine import open_read_only
 from tests.browse_store import (
+    CHOSEN,
     EVIDENCE,
     FAMILY_ACCURACY,
     HOSTILE_TEXT,
     RAW_OUTPUT,
+    REJECTED,
     ROLLOUTS,
     BrowseStore,
     build,
@@ -225,6 +227,11 @@ def test_question_page_timeline_and_frames(page, server: str, demo: BrowseStore)
     )
     assert row.locator("pre").inner_text() == RAW_OUTPUT
     assert row.locator("pre b").count() == 0
+
+    # the question's preference pairs, their responses shown as text
+    assert page.inner_text("#pair-chosen") == CHOSEN
+    assert page.locator("#pairs tbody tr").all_inner_texts() == [f"grounding\tshift\t{REJECTED}"]
+    assert page.locator("evidence, answer, think").count() == 0
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "question-page.png"

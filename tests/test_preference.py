@@ -154,10 +154,10 @@ def test_block_log_probs_split_the_sequence_and_answer_pairs_share_their_evidenc
     lm, examples = tiny_pairs
     trainer = DPOTrainer(lm, _config(lora=None))
     answer_pairs = [x for x in examples if x.factor == "answer"][:3]
-    chosen, rejected = trainer._blocks(answer_pairs)
+    chosen, rejected = trainer.pair_blocks(answer_pairs)
     assert torch.allclose(chosen[:, 0], rejected[:, 0], atol=1e-4)  # same evidence tokens, same prefix
     assert not torch.allclose(chosen[:, 1], rejected[:, 1])
-    batch = build_batch(lm, [answer_pairs[0].request], [trainer._tokens(answer_pairs[0].chosen)])
+    batch = build_batch(lm, [answer_pairs[0].request], [trainer.tokens(answer_pairs[0].chosen)])
     logp = token_logprobs(lm.model, batch)
     blocks = block_logps(logp, batch.regions, batch.completion_mask)
     assert blocks.sum().item() == pytest.approx(logp.sum().item(), abs=1e-4)
@@ -184,7 +184,7 @@ def test_dpo_on_a_real_model_starts_at_log_2_and_comes_to_prefer_the_chosen(tiny
     assert steps[0].loss == pytest.approx(math.log(2), abs=1e-4)  # policy = reference before the first update
     assert steps[-1].loss < 0.6 and steps[-1].accuracy > 0.5 and steps[-1].margin > 0
     # after training, the policy prefers the chosen responses more than the starting model did
-    chosen, rejected = trainer._blocks(examples)
+    chosen, rejected = trainer.pair_blocks(examples)
     assert (chosen.sum(-1) - rejected.sum(-1)).mean() > 0
     # reference-free and a wall-time budget
     free = DPOTrainer(load_model(tiny_qwen_dir()), _config(reference="none"))

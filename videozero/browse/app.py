@@ -39,6 +39,7 @@ from store.browse import (
     video_file,
     video_segments,
 )
+from store.preferences import question_preferences
 from store.queries import count_questions, list_questions
 from videozero.browse.media import FileGate, Thumbnails
 from videozero.browse.timeline import build_timeline, spans_of
@@ -210,6 +211,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
                 raise PageError(404, f"No question with id {question_id}: the questions page lists them.")
             attempts = labelled(question_attempts(s, question_id))
             segments = video_segments(s, row["video_id"])
+            pairs = question_preferences(s, question_id)
         timeline = build_timeline(
             row["duration_s"], segments, row["evidence"], row["consensus_evidence"], attempts
         )
@@ -227,6 +229,7 @@ def create_app(store: Store, cache_roots: Sequence[Path] = ()) -> FastAPI:
             evidence_stills=[_still(row["video_id"], label, t) for label, t in stills],
             query_stills=[_still(row["video_id"], label, t) for label, t in query_times(row["spec"] or {})],
             letters=[chr(ord("A") + i) for i in range(len(row["options"] or []))],
+            pairs=pairs,
         )
 
     @app.get("/attempts/{attempt_id}/output")

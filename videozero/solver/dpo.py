@@ -157,13 +157,14 @@ class DPOTrainer:
                 progress(report[-1])
         return report
 
-    def _tokens(self, text: str) -> list[int]:
+    def tokens(self, text: str) -> list[int]:
+        """A response's token ids, closed by the end-of-turn token (as the warm-up's targets are)."""
         return self.lm.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.eos]
 
-    def _blocks(self, pairs: Sequence[PairExample]) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair_blocks(self, pairs: Sequence[PairExample]) -> tuple[torch.Tensor, torch.Tensor]:
         """[P, 3] block log-probs of the chosen and of the rejected responses (with gradients when on)."""
         requests = [p.request for p in pairs for _ in (0, 1)]
-        completions = [self._tokens(text) for p in pairs for text in (p.chosen, p.rejected)]
+        completions = [self.tokens(text) for p in pairs for text in (p.chosen, p.rejected)]
         lm = self.lm
         batch = build_batch(lm, requests, completions).to(lm.device, lm.dtype)
         if shares_prompts(lm):
@@ -183,7 +184,7 @@ class DPOTrainer:
         mb = self.config.micro_batch_pairs
         for start in range(0, len(indices), mb):
             part = list(indices[start : start + mb])
-            chosen, rejected = self._blocks([pairs[i] for i in part])
+            chosen, rejected = self.pair_blocks([pairs[i] for i in part])
             for j, i in enumerate(part):
                 out[i] = torch.stack([chosen[j], rejected[j]]).detach()
         return out
@@ -198,7 +199,7 @@ class DPOTrainer:
         total, margins = 0.0, []
         for start in range(0, len(pairs), c.micro_batch_pairs):
             part = slice(start, start + c.micro_batch_pairs)
-            chosen, rejected = self._blocks(pairs[part])
+            chosen, rejected = self.pair_blocks(pairs[part])
             refs = ref[part]
             ref_c = ref_r = None
             if all(r is not None for r in refs):

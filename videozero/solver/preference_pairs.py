@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from videozero.answer_format import render_answer
+from videozero.answer_format import parse_answer, render_answer
 from videozero.rewards import Span, answer_accuracy, canonical_answer, normalise_number, temporal_iou
 
 FACTORS = ("grounding", "answer", "both")
@@ -223,14 +224,13 @@ def question_pairs(
     return pairs
 
 
-def differs_in(pair: PreferencePair, label: PairLabel) -> str | None:
-    """The factor in which `pair`'s rejected response differs from its chosen one, judged from the
-    rendered texts (None: it differs in neither, or its format breaks).
+def differs_in(pair: PreferencePair | Any, label: PairLabel) -> str | None:
+    """The factor in which `pair`'s rejected response differs from its chosen one (anything with `chosen`
+    and `rejected` texts, a stored row too), judged from the texts as a reader parses them (None: it
+    differs in neither, or its format breaks).
 
     The answer differs when its canonical answer does; the grounding differs when its spans point away
     from the chosen ones (IoU at most MAX_GROUNDING_IOU)."""
-    from videozero.answer_format import parse_answer
-
     chosen, rejected = parse_answer(pair.chosen, label.duration), parse_answer(pair.rejected, label.duration)
     if not (chosen.format_ok and rejected.format_ok) or chosen.think != rejected.think:
         return None
