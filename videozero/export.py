@@ -173,14 +173,7 @@ def media_folder(path: Path) -> Path:
 def training_label(row: dict[str, Any], label_mode: str = "auto") -> tuple[str, list[list[float]]]:
     """The answer and evidence a stored question trains on (`scoring.training_label`: constructed for
     template questions, consensus for model-written ones under `auto`)."""
-    answer, evidence, _ = scoring.training_label(
-        row.get("answer"),
-        row.get("evidence") or [],
-        row.get("consensus_answer"),
-        row.get("consensus_evidence"),
-        str(row.get("writer") or "template"),
-        label_mode,
-    )
+    answer, evidence, _ = scoring.stored_label(row, label_mode)
     return str(answer), [list(span) for span in evidence]
 
 

@@ -145,3 +145,18 @@ def training_label(
     if constructed is None:
         return (consensus, agreed, "consensus") if consensus is not None else (None, (), "none")
     return constructed, spans, "constructed"
+
+
+def stored_label(
+    row: Mapping[str, Any], label_mode: str = "auto"
+) -> tuple[str | None, tuple[Span, ...], str]:
+    """`training_label` of a stored question row (its `answer`, `evidence`, `consensus_answer`,
+    `consensus_evidence` and `writer` fields): what exports and preference pairs take as its label."""
+    return training_label(
+        row.get("answer"),
+        row.get("evidence") or [],
+        row.get("consensus_answer"),
+        row.get("consensus_evidence"),
+        str(row.get("writer") or "template"),
+        label_mode,
+    )

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from videozero.answer_format import parse_answer, render_answer
+from videozero.question_prompt import answer_kind
 from videozero.rewards import Span, answer_accuracy, canonical_answer, normalise_number, temporal_iou
+from videozero.scoring import stored_label
 
 FACTORS = ("grounding", "answer", "both")
 GROUNDING_SOURCES = ("shift", "shrink", "stretch", "event")
@@ -251,17 +253,7 @@ def differs_in(pair: PreferencePair | Any, label: PairLabel) -> str | None:
 def pair_label(row: dict, label_mode: str = "auto") -> PairLabel | None:
     """The label a stored question (a `store.preferences.round_pair_inputs` row) trains on, or None when
     it has no answer or no evidence to prefer."""
-    from videozero.question_prompt import answer_kind
-    from videozero.scoring import training_label
-
-    answer, spans, _ = training_label(
-        row.get("answer"),
-        row.get("evidence") or [],
-        row.get("consensus_answer"),
-        row.get("consensus_evidence"),
-        str(row.get("writer") or "template"),
-        label_mode,
-    )
+    answer, spans, _ = stored_label(row, label_mode)
     if answer is None or not spans:
         return None
     duration = row.get("duration_s")
