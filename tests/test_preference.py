@@ -104,6 +104,18 @@ def test_a_label_without_evidence_length_or_answer_gives_no_pair() -> None:
     assert question_pairs(1, PairLabel("??", ((1.0, 4.0),), "option", ("x", "y")), [], [], 3, rng) == []
     row = {"id": 3, "answer": None, "evidence": [], "consensus_answer": None, "writer": "model"}
     assert pair_label(row) is None
+    # stored spans are untrusted: malformed ones give no pair (label) or are left out (rollout)
+    from videozero.solver.preference_pairs import stored_question_pairs
+
+    hostile = {"id": 4, "writer": "model", "consensus_answer": "A", "options": ["x", "y"], "duration_s": 9.0}
+    for bad in ([["x", 1]], [[1.0, 2.0, 3.0]], "ab", [[1.0, float("nan")]]):
+        assert stored_question_pairs(hostile | {"consensus_evidence": bad}, 3, (0, 0)) == []
+    good = hostile | {
+        "consensus_evidence": [[1.0, 3.0]],
+        "rollouts": [{"id": 9, "answer": "B", "spans": [["x", 1]]}],
+    }
+    pairs = stored_question_pairs(good, 3, (0, 0))
+    assert pairs and all(p.source != "rollout" for p in pairs)
 
 
 # -- the factored DPO -------------------------------------------------------------------------------------

@@ -465,6 +465,7 @@ def pairs(
     """Build (again) the factorized preference pairs of every round of a run from what the store holds: a
     run made before the preference stage existed gets its pairs; each round's are replaced, never doubled."""
     from store.runs import round_indices
+    from videozero.solver.preference_pairs import FACTORS
     from videozero.stages.preference import build_round_pairs
     from videozero.stages.run import run_config_of, run_id_of
 
@@ -478,15 +479,14 @@ def pairs(
             update={"preference": config.preference.model_copy(update={"pairs_per_question": per_question})}
         )
     table = Table(title=f"preference pairs of run {run}", title_justify="left")
-    for col in ("round", "pairs", "grounding", "answer", "both", "from rollouts"):
+    for col in ("round", "pairs", *FACTORS, "from rollouts"):
         table.add_column(col, justify="right")
     for index in round_indices(store, rid):
         built = build_round_pairs(store, config, rid, index)
-        counts = {f: sum(p.factor == f for p in built) for f in ("grounding", "answer", "both")}
         table.add_row(
             str(index),
             str(len(built)),
-            *(str(counts[f]) for f in ("grounding", "answer", "both")),
+            *(str(sum(p.factor == f for p in built)) for f in FACTORS),
             str(sum(p.source == "rollout" for p in built)),
         )
     store.dispose()

@@ -18,6 +18,7 @@ answer (`rewards.canonical_answer`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -266,17 +267,31 @@ def pair_label(row: dict, label_mode: str = "auto") -> PairLabel | None:
     )
 
 
+def _spans(value: object) -> tuple[Span, ...]:
+    """`value` as spans if it is a list of [start, end] finite numbers, else ()."""
+    try:
+        spans = tuple((float(s), float(e)) for s, e in value or ())  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return ()
+    return spans if all(map(math.isfinite, sum(spans, ()))) else ()
+
+
 def stored_question_pairs(
     row: dict, per_question: int, seed: Sequence[int], label_mode: str = "auto"
 ) -> list[PreferencePair]:
     """The pairs of one stored question (a `round_pair_inputs` row: its rollouts and its video's events),
-    drawn with a generator seeded by `seed` and the question's id (the same pairs whatever the order)."""
-    label = pair_label(row, label_mode)
-    if label is None or per_question == 0:
+    drawn with a generator seeded by `seed` and the question's id (the same pairs whatever the order).
+    Stored spans are untrusted (a model's consensus, an edited row): a label or rollout whose spans are not
+    pairs of finite numbers is left out."""
+    try:
+        label = pair_label(row, label_mode)
+    except (TypeError, ValueError):
+        return []
+    if label is None or per_question == 0 or not all(map(math.isfinite, sum(label.spans, ()))):
         return []
     rollouts = []
     for r in row.get("rollouts") or ():
-        spans = tuple((float(s), float(e)) for s, e in r.get("spans") or ())
+        spans = _spans(r.get("spans"))
         if r.get("answer") and spans:
             rollouts.append(RolloutAnswer(int(r["id"]), str(r["answer"]), spans))
     events = [(float(s), float(e)) for s, e in row.get("events") or ()]
