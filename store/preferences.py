@@ -106,13 +106,3 @@ def list_preferences(
     if factors:
         stmt = stmt.where(Preference.factor.in_(list(factors)))
     return [dict(r._mapping) for r in session.execute(stmt.order_by(Question.id, Preference.id))]
-
-
-def round_pair_counts(session: Session, run_id: int, round_id: int) -> dict[str, int]:
-    """How many pairs the round has per factor."""
-    counts = {f: 0 for f in PREFERENCE_FACTORS}
-    for (factor,) in session.execute(
-        select(Preference.factor).where(Preference.run_id == run_id, Preference.round_id == round_id)
-    ):
-        counts[factor] = counts.get(factor, 0) + 1
-    return counts

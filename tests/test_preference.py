@@ -24,6 +24,7 @@ from videozero.question_prompt import question_prompt
 from videozero.rewards import temporal_iou
 from videozero.solver.dpo import block_logps, factored_dpo_loss
 from videozero.solver.preference_pairs import (
+    GROUNDING_SOURCES,
     MAX_GROUNDING_IOU,
     PairLabel,
     RolloutAnswer,
@@ -64,7 +65,7 @@ def test_rollouts_come_before_perturbations_and_each_pair_differs_in_its_factor(
     assert ("grounding", 2) in by and ("both", 4) in by and {("answer", 3), ("answer", 4)} <= by
     assert [p.source for p in pairs[:3]] == ["rollout"] * 3  # real rollouts first
     grounding = [p for p in pairs if p.factor == "grounding"]
-    assert grounding[1].source in ("shift", "shrink", "stretch", "event")  # then perturbations
+    assert grounding[1].source in GROUNDING_SOURCES  # then perturbations
     assert len({p.rejected for p in pairs}) == len(pairs)
     for p in pairs:
         assert p.question_id == 7 and p.chosen == render_answer([(10.0, 14.0)], "B")

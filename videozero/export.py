@@ -58,7 +58,7 @@ from videozero.errors import VideozeroError
 from videozero.question_prompt import answer_kind, question_prompt
 from videozero.scoring import LABEL_MODES
 from videozero.video.cache import VideoCache, load_clip
-from videozero.video.decode import MINING_SAMPLING, VideoClip
+from videozero.video.decode import MINING_SAMPLING, SamplingConfig, VideoClip
 from videozero.video.query_images import query_frames
 
 SHAPES = ("openrlhf", "verl", "easyr1", "trl")
@@ -101,17 +101,25 @@ class QueryMedia:
         clip = self._clip(video)
         return [(label, self.frame_file(video, clip, i)) for label, i in query_frames(clip.timestamps, spec)]
 
-    def _clip(self, video: str) -> VideoClip:
-        if video not in self._clips:
+    def _clip(self, video: str, sampling: SamplingConfig = MINING_SAMPLING) -> VideoClip:
+        key = f"{video}#{sampling.key}"
+        if key not in self._clips:
             try:
-                clip = load_clip(video, MINING_SAMPLING, self.cache)
+                clip = load_clip(video, sampling, self.cache)
             except (OSError, VideozeroError) as exc:
                 raise VideozeroError(
-                    f"cannot read {video} to cut its questions' query images ({exc}): restore the file "
+                    f"cannot read {video} to cut its questions' images ({exc}): restore the file "
                     "or export without its questions (--video)."
                 ) from None
-            self._clips = {video: clip} | (self._clips if len(self._clips) < 4 else {})
-        return self._clips[video]
+            self._clips = {key: clip} | (self._clips if len(self._clips) < 4 else {})
+        return self._clips[key]
+
+    def video_frames(self, video: str, sampling: SamplingConfig) -> list[tuple[float, str]]:
+        """(timestamp, absolute PNG path) of each frame of `video` at `sampling`, for trainers that take a
+        video only as images (TRL's DPO), in a sub-folder per sampling."""
+        clip = self._clip(video, sampling)
+        tag = f"frames-{sampling.fps:g}fps-{sampling.max_frames}"
+        return [(float(t), self.frame_file(video, clip, i, tag)) for i, t in enumerate(clip.timestamps)]
 
     def frame_file(self, video: str, clip: VideoClip, index: int, sampling: str = "") -> str:
         """The PNG file of frame `index` of `clip` (written on first use), in a sub-folder per sampling."""
@@ -134,35 +142,6 @@ class QueryMedia:
             finally:
                 Path(tmp).unlink(missing_ok=True)
         return str(path.resolve())
-
-
-class VideoFrames:
-    """A video's frames at a trainer's sampling, each written once as a PNG file under `folder` (for
-    trainers that take a video only as images): (timestamp, absolute path) per frame."""
-
-    def __init__(self, folder: Path, sampling: VideoSampling, cache: VideoCache | None = None) -> None:
-        from videozero.video.decode import SamplingConfig
-
-        self.media = QueryMedia(folder, cache)
-        self.sampling = SamplingConfig(fps=sampling.fps, max_frames=sampling.max_frames)
-        self._last: tuple[str, list[tuple[float, str]]] | None = None
-
-    def __call__(self, video: str) -> list[tuple[float, str]]:
-        if self._last is not None and self._last[0] == video:
-            return self._last[1]
-        try:
-            clip = load_clip(video, self.sampling, self.media.cache)
-        except (OSError, VideozeroError) as exc:
-            raise VideozeroError(
-                f"cannot read {video} to cut its frames ({exc}): restore the file or export without its "
-                "questions (--video)."
-            ) from None
-        tag = f"frames-{self.sampling.fps:g}fps-{self.sampling.max_frames}"
-        frames = [
-            (float(t), self.media.frame_file(video, clip, i, tag)) for i, t in enumerate(clip.timestamps)
-        ]
-        self._last = (video, frames)
-        return frames
 
 
 def media_folder(path: Path) -> Path:
@@ -270,9 +249,11 @@ def write_export(
         raise VideozeroError(f"{path} is a directory: give a file name ending in .jsonl or .parquet.")
     media = QueryMedia(media_folder(path), cache)
     if shape in PREFERENCE_SHAPES:
-        frames = VideoFrames(media_folder(path), sampling, cache)
+        frames = SamplingConfig(fps=sampling.fps, max_frames=sampling.max_frames)
         records = [
-            to_preference_shape(r, shape, media(r), frames(str(r["video"])) if shape == "trl-dpo" else ())
+            to_preference_shape(
+                r, shape, media(r), media.video_frames(str(r["video"]), frames) if shape == "trl-dpo" else ()
+            )
             for r in rows
         ]
     else:
@@ -323,7 +304,7 @@ def to_preference_shape(
     frames: Sequence[tuple[float, str]] = (),
 ) -> dict[str, Any]:
     """One preference pair (a `list_preferences` row) in a preference trainer's shape, with its query
-    images and, for TRL, the video's frames (`VideoFrames`: timestamp and file)."""
+    images and, for TRL, the video's frames (`QueryMedia.video_frames`: timestamp and file)."""
     prompt = plain(question_prompt(row["text"], row.get("options"), row.get("spec")))
     extra = {
         "question_id": row["id"],

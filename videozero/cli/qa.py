@@ -465,7 +465,7 @@ def pairs(
     """Build (again) the factorized preference pairs of every round of a run from what the store holds: a
     run made before the preference stage existed gets its pairs; each round's are replaced, never doubled."""
     from store.runs import round_indices
-    from videozero.solver.preference_pairs import FACTORS
+    from videozero.solver.preference_pairs import FACTORS, factor_counts
     from videozero.stages.preference import build_round_pairs
     from videozero.stages.run import run_config_of, run_id_of
 
@@ -486,7 +486,7 @@ def pairs(
         table.add_row(
             str(index),
             str(len(built)),
-            *(str(sum(p.factor == f for p in built)) for f in FACTORS),
+            *(str(n) for n in factor_counts(built).values()),
             str(sum(p.source == "rollout" for p in built)),
         )
     store.dispose()

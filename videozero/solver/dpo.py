@@ -31,8 +31,6 @@ from videozero.models.shared_prompt import grouped_token_logprobs, shares_prompt
 from videozero.solver.preference_config import PreferenceConfig
 from videozero.solver.training import param_groups, prepare_trainable, seed_everything
 
-BLOCKS = ("evidence", "answer", "rest")
-
 
 def block_logps(logp: torch.Tensor, regions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[B, 3] sums of completion-token log-probs over the evidence block, the answer block and the rest.
@@ -93,9 +91,8 @@ class DPOStep:
     step: int
     loss: float
     margin: float  # mean β-free margin h of the step's pairs
-    accuracy: (
-        float  # share of pairs with h > 0 (the policy prefers the chosen response more than the reference)
-    )
+    # share of pairs with h > 0 (the policy prefers the chosen response more than the reference does)
+    accuracy: float
     seconds: float
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from videozero.answer_format import parse_answer, render_answer
 from videozero.question_prompt import answer_kind
-from videozero.rewards import Span, answer_accuracy, canonical_answer, normalise_number, temporal_iou
+from videozero.rewards import Span, canonical_answer, normalise_number, temporal_iou
 from videozero.scoring import stored_label
 
 FACTORS = ("grounding", "answer", "both")
@@ -94,11 +94,7 @@ def wrong_grounding(spans: Sequence[Span], label: Sequence[Span], duration: floa
 def wrong_answer(answer: str, label: PairLabel) -> bool:
     """Whether `answer` is a different, readable answer of the label's kind."""
     ours = canonical_answer(answer, label.kind)
-    return (
-        ours is not None
-        and ours != canonical_answer(label.answer, label.kind)
-        and (answer_accuracy(answer, label.answer, label.kind) < 1.0)
-    )
+    return ours is not None and ours != canonical_answer(label.answer, label.kind)
 
 
 def _clamp(span: Span, duration: float | None) -> Span:
@@ -225,6 +221,11 @@ def question_pairs(
                 )
                 break
     return pairs
+
+
+def factor_counts(pairs: Sequence[PreferencePair]) -> dict[str, int]:
+    """How many of `pairs` each factor has (every factor named)."""
+    return {f: sum(p.factor == f for p in pairs) for f in FACTORS}
 
 
 def differs_in(pair: PreferencePair | Any, label: PairLabel) -> str | None:

@@ -15,7 +15,7 @@ from videozero.memory import releasing_memory
 from videozero.models.loader import load_model
 from videozero.run_config import RunConfig
 from videozero.solver.dpo import DPOStep, DPOTrainer, PairExample
-from videozero.solver.preference_pairs import FACTORS, PreferencePair, stored_question_pairs
+from videozero.solver.preference_pairs import PreferencePair, factor_counts, stored_question_pairs
 from videozero.solver.training import save_checkpoint
 from videozero.stages.run import open_run_store, round_id_of, stage_record
 from videozero.stages.solver import accepted_solver_questions
@@ -53,7 +53,7 @@ def preference_stage(
             return out
         pc = config.preference
         pairs = build_round_pairs(store, config, run_id, round_index)
-        out["pairs"] = {f: sum(p.factor == f for p in pairs) for f in FACTORS}
+        out["pairs"] = factor_counts(pairs)
         out["from_rollouts"] = sum(p.source == "rollout" for p in pairs)
         trained = [p for p in pairs if p.factor in pc.factors]
         reason = None
